@@ -1,0 +1,95 @@
+/**
+ * createApp(deps): the whole HTTP application, used alike by production and tests. Global plugins come
+ * first, in a fixed order (errors before anything else, so every route's failures use the envelope),
+ * then one line per feature.
+ */
+import { Elysia } from 'elysia';
+import type { Config } from './config.ts';
+import type { DbHandle } from './db/client.ts';
+import { type Clock, systemClock } from './lib/clock.ts';
+import { JwtCodec } from './lib/jwt.ts';
+import type { Logger } from './lib/logger.ts';
+import { LoginBackoff } from './lib/login-backoff.ts';
+import { PasswordHasher } from './lib/password.ts';
+import { Authenticator, guardPlugin, socketAddressFromServer, type SocketAddress } from './http/auth.ts';
+import { bodyPlugin } from './http/body.ts';
+import { docsPlugin } from './http/docs.ts';
+import { errorsPlugin, notFound } from './http/errors.ts';
+import { RateLimiter } from './http/rate-limit.ts';
+import { ApiKeyService } from './modules/api-keys/service.ts';
+import { apiKeyRoutes } from './modules/api-keys/index.ts';
+import { AuthService, type LoginThrottle } from './modules/auth/service.ts';
+import { authRoutes } from './modules/auth/index.ts';
+import { SessionService } from './modules/auth/sessions.ts';
+import { healthRoutes } from './modules/health/index.ts';
+import { UserService } from './modules/users/service.ts';
+import { userRoutes } from './modules/users/index.ts';
+
+/** Everything the app needs from outside; tests pass an in-memory db, a manual clock, cheap hashing. */
+export interface AppDeps {
+  config: Config;
+  db: DbHandle;
+  /** The JWT secret in force (configured, or generated and kept in the database). */
+  jwtSecret: string;
+  logger: Logger;
+  clock?: Clock;
+  hasher?: PasswordHasher;
+  /** Where the caller's socket address comes from; tests inject one since app.handle() has no socket. */
+  socketAddress?: SocketAddress;
+}
+
+const NO_THROTTLE: LoginThrottle = {
+  check: () => ({ allowed: true, retryAfterSeconds: 0 }),
+  recordFailure: () => {},
+  recordSuccess: () => {},
+};
+
+/** The services behind the routes, exposed for the CLI and tests. */
+export function createServices(deps: AppDeps) {
+  const clock = deps.clock ?? systemClock;
+  const { db } = deps.db;
+  const hasher = deps.hasher ?? new PasswordHasher();
+  const users = new UserService(db, clock, hasher, deps.config.passwordMinLength);
+  const sessions = new SessionService(db, new JwtCodec(deps.jwtSecret), clock);
+  const apiKeys = new ApiKeyService(db, clock, deps.config.maxApiKeys);
+  // EXPOSE_RATE_LIMIT_AUTH=0 turns the per-account login back-off off too, as the contract says.
+  const throttle = deps.config.rateLimitAuth === 0 ? NO_THROTTLE : new LoginBackoff();
+  const auth = new AuthService(users, sessions, hasher, throttle, clock, deps.config.registration);
+  return { clock, hasher, users, sessions, apiKeys, auth };
+}
+
+/** Builds the application. */
+export function createApp(deps: AppDeps) {
+  const services = createServices(deps);
+  const limiter = new RateLimiter(
+    {
+      authPerMinute: deps.config.rateLimitAuth,
+      apiPerMinute: deps.config.rateLimitApi,
+      trustedProxies: deps.config.trustedProxies,
+    },
+    services.clock,
+  );
+  const guard = guardPlugin(
+    new Authenticator(services.sessions, services.apiKeys),
+    limiter,
+    deps.socketAddress ?? socketAddressFromServer,
+  );
+  // Warm the dummy hash now, so the first login of an unknown email costs what any other does.
+  void services.hasher.ensureDummyHash();
+
+  return new Elysia()
+    .use(errorsPlugin(deps.logger))
+    .use(bodyPlugin())
+    .use(docsPlugin())
+    .use(healthRoutes(deps.db.sqlite))
+    .use(authRoutes(guard, services.auth))
+    .use(userRoutes(guard, services.users, services.sessions))
+    .use(apiKeyRoutes(guard, services.apiKeys))
+    .use(guard)
+    // Unknown /api/v1 routes and methods are general-class requests like any other: 429 before 404.
+    .all('/api/v1/*', () => {
+      throw notFound('Not found');
+    }, { access: { limit: 'general' }, detail: { hide: true } });
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,51 @@
+/** Database tables (drizzle). Times are integer Unix seconds; ids are UUID strings. */
+import { sqliteTable, text, integer, index } from 'drizzle-orm/sqlite-core';
+
+/** Accounts. `email` is stored trimmed and lower-cased, so the unique index is case-insensitive in effect. */
+export const users = sqliteTable('users', {
+  id: text('id').primaryKey(),
+  email: text('email').notNull().unique(),
+  passwordHash: text('password_hash').notNull(),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/**
+ * Login sessions, one per issued JWT (`id` = the token's `jti`). A JWT is honoured only while its row
+ * exists: logout deletes one row, a password change deletes the user's other rows.
+ */
+export const sessions = sqliteTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('sessions_user_id_idx').on(t.userId), index('sessions_expires_at_idx').on(t.expiresAt)],
+);
+
+/** API keys. Only the SHA-256 of the key is stored; a deleted key's row is removed. */
+export const apiKeys = sqliteTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    keyPrefix: text('key_prefix').notNull(),
+    keyHash: text('key_hash').notNull().unique(),
+    createdAt: integer('created_at').notNull(),
+    lastUsedAt: integer('last_used_at'),
+  },
+  (t) => [index('api_keys_user_id_created_at_idx').on(t.userId, t.createdAt)],
+);
+
+/** Server-wide settings the server generates for itself (the JWT secret when none is configured). */
+export const settings = sqliteTable('settings', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+});

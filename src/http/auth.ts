@@ -1,0 +1,91 @@
+/**
+ * Credentials and the per-route guard. The guard runs, in the contract's order: the auth-class bucket
+ * (429), the credential (401), the general bucket (429), the credential's permission (403), then the
+ * body's media type and JSON (415, 400). It runs as a transform, before Elysia validates the body
+ * against the route's schema, so a bad body can never answer ahead of a bad credential.
+ */
+import { Elysia } from 'elysia';
+import { API_KEY_PREFIX } from '../lib/api-key.ts';
+import type { ApiKeyService } from '../modules/api-keys/service.ts';
+import type { SessionService } from '../modules/auth/sessions.ts';
+import { decodeJsonBody } from './body.ts';
+import { forbidden, unauthorized } from './errors.ts';
+import type { LimitClass, RateLimiter } from './rate-limit.ts';
+
+/** Who is calling: a user through a session token or through one of their API keys. */
+export type Principal =
+  | { kind: 'jwt'; userId: string; sessionId: string }
+  | { kind: 'api_key'; userId: string; keyId: string };
+
+/** Longest Authorization header value worth looking at; a JWT of ours is ~250 characters. */
+const MAX_CREDENTIAL_LENGTH = 4096;
+
+/** Resolves the `Authorization` header to a principal, or null for anything not valid right now. */
+export class Authenticator {
+  constructor(
+    private readonly sessions: SessionService,
+    private readonly apiKeys: ApiKeyService,
+  ) {}
+
+  async authenticate(header: string | null): Promise<Principal | null> {
+    if (header === null || header.length > MAX_CREDENTIAL_LENGTH) return null;
+    const space = header.indexOf(' ');
+    if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') return null;
+    const credential = header.slice(space + 1).trim();
+    if (credential.length === 0) return null;
+    if (credential.startsWith(API_KEY_PREFIX)) {
+      const key = this.apiKeys.authenticate(credential);
+      return key && { kind: 'api_key', userId: key.userId, keyId: key.keyId };
+    }
+    const session = await this.sessions.authenticate(credential);
+    return session && { kind: 'jwt', userId: session.userId, sessionId: session.sessionId };
+  }
+}
+
+/**
+ * What a route requires. `limit` marks a route without credentials, limited per client IP in that
+ * class (`auth` for register/login, `general` for unknown /api/v1 routes); otherwise `auth` names the
+ * credentials accepted: `jwt` (changes the account) or `any` (reads), limited per account.
+ * `json` routes take a JSON body.
+ */
+export type Access = { limit: LimitClass; json?: boolean } | { auth: 'jwt' | 'any'; json?: boolean };
+
+interface GuardContext {
+  request: Request;
+  body: unknown;
+  set: { headers: Record<string, unknown> };
+  server: { requestIP(request: Request): { address: string } | null } | null;
+}
+
+/** Identifies the caller's address for rate limiting; tests inject one since app.handle() has no socket. */
+export type SocketAddress = (request: Request, server: GuardContext['server']) => string | undefined;
+
+export const socketAddressFromServer: SocketAddress = (request, server) => server?.requestIP(request)?.address;
+
+/** The `access` macro: add `{ access: { auth: 'jwt' } }` to a route to guard it. */
+export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, socketAddress: SocketAddress) {
+  const principals = new WeakMap<Request, Principal>();
+  return new Elysia({ name: 'http.guard' }).macro({
+    access: (access: Access) => ({
+      async transform(ctx) {
+        const context = ctx as unknown as GuardContext;
+        const { request, set } = context;
+        const peer = () => limiter.clientKey(socketAddress(request, context.server), request.headers.get('x-forwarded-for'));
+        if ('limit' in access) {
+          limiter.take(access.limit, peer(), set.headers);
+        } else {
+          const principal = await authenticator.authenticate(request.headers.get('authorization'));
+          if (!principal) {
+            limiter.record('general', peer(), set.headers);
+            throw unauthorized();
+          }
+          limiter.take('general', `user:${principal.userId}`, set.headers);
+          if (access.auth === 'jwt' && principal.kind !== 'jwt') throw forbidden();
+          principals.set(request, principal);
+        }
+        if (access.json) context.body = decodeJsonBody(context.body);
+      },
+      resolve: ({ request }) => ({ principal: principals.get(request)! }),
+    }),
+  });
+}

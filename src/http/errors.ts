@@ -1,0 +1,136 @@
+/**
+ * One error class and one envelope. Every non-2xx answer, from every route and from Elysia itself,
+ * leaves as `{"error": code, "message": text}`; unexpected errors are logged with detail and answered
+ * without any.
+ */
+import { Elysia, t, ValidationError } from 'elysia';
+import type { Logger } from '../lib/logger.ts';
+
+/** The closed list of error codes of the contract. */
+export type ErrorCode =
+  | 'validation_error'
+  | 'weak_password'
+  | 'invalid_password'
+  | 'unauthorized'
+  | 'invalid_credentials'
+  | 'forbidden'
+  | 'registration_closed'
+  | 'not_found'
+  | 'email_taken'
+  | 'too_many_api_keys'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'rate_limited'
+  | 'internal_error'
+  | 'unavailable';
+
+/** An error that answers with its own status, code and message. */
+export class AppError extends Error {
+  override name = 'AppError';
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    /** Extra headers for the answer (WWW-Authenticate, Retry-After). */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const MESSAGES = {
+  unauthorized: 'Invalid or expired token',
+  invalidCredentials: 'Invalid email or password',
+  forbidden: "You don't have permission to access this resource",
+  registrationClosed: 'Registration is closed on this server',
+  apiKeyNotFound: 'API key not found',
+  emailTaken: 'An account with this email already exists',
+  tooManyApiKeys: 'API key limit reached',
+  rateLimited: 'Too many requests, please try again later',
+  invalidPassword: 'Current password is incorrect',
+  internal: 'Internal server error',
+} as const;
+
+export const validationError = (message: string) => new AppError(400, 'validation_error', message);
+export const weakPassword = (message: string) => new AppError(400, 'weak_password', message);
+export const unauthorized = () => new AppError(401, 'unauthorized', MESSAGES.unauthorized, { 'WWW-Authenticate': 'Bearer' });
+export const forbidden = () => new AppError(403, 'forbidden', MESSAGES.forbidden);
+export const notFound = (message: string) => new AppError(404, 'not_found', message);
+
+/** Serialises the envelope. */
+export function errorResponse(status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ error: code, message }), {
+    status,
+    headers: { ...headers, 'Content-Type': 'application/json; charset=utf-8' },
+  });
+}
+
+/** "email: Expected string" from TypeBox's first complaint; never echoes the value itself. */
+function describeValidation(error: ValidationError): string {
+  const first = error.valueError;
+  if (!first) return 'Request is invalid';
+  const field = first.path.replace(/^\//, '').replaceAll('/', '.');
+  if (field === '') return error.value === undefined || error.value === null ? 'Request body is required' : 'Request body must be a JSON object';
+  if (first.value === undefined) return `${field} is required`;
+  return `${field}: ${first.message}`;
+}
+
+/** Converts Elysia's header record (values may be numbers or arrays) to plain strings. */
+function plainHeaders(headers: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = String(value);
+  return out;
+}
+
+/**
+ * The global error handler. Register it before any route: Elysia only applies hooks to routes
+ * declared after them.
+ */
+export function errorsPlugin(logger: Logger) {
+  return new Elysia({ name: 'http.errors' }).onError({ as: 'global' }, ({ error, code, set, request }) => {
+    const headers = plainHeaders(set.headers as Record<string, unknown>);
+    // Elysia wraps whatever a parse hook throws (our 413 for a streamed body over the limit) in a ParseError.
+    if (code === 'PARSE' && (error as Error).cause instanceof AppError) error = (error as Error).cause as AppError;
+    if (error instanceof AppError) return errorResponse(error.status, error.code, error.message, { ...headers, ...error.headers });
+    if (error instanceof ValidationError) return errorResponse(400, 'validation_error', describeValidation(error), headers);
+    switch (code) {
+      case 'NOT_FOUND':
+        return errorResponse(404, 'not_found', 'Not found', headers);
+      case 'PARSE':
+        return errorResponse(400, 'validation_error', 'Request body is not valid JSON', headers);
+    }
+    const err = error as Error;
+    logger.error('unhandled error', {
+      method: request.method,
+      path: new URL(request.url).pathname,
+      error: err?.name,
+      detail: err?.message,
+      stack: err?.stack,
+    });
+    return errorResponse(500, 'internal_error', MESSAGES.internal, headers);
+  });
+}
+
+/** The envelope's schema, for the OpenAPI document. */
+export const ErrorEnvelope = t.Object(
+  { error: t.String({ description: 'Machine-readable code', examples: ['validation_error'] }), message: t.String() },
+  { title: 'Error' },
+);
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Invalid input (validation_error, weak_password, invalid_password)',
+  401: 'Missing, malformed, expired, revoked or unknown credential',
+  403: 'Valid credential, not allowed here',
+  404: 'Not found',
+  409: 'Conflict',
+  413: 'Body over 64 KiB',
+  415: 'Body is not application/json',
+  429: 'Rate limited; see Retry-After',
+  500: 'Unexpected error (logged, never detailed)',
+  503: 'Database unavailable',
+};
+
+/** Response schemas for the error statuses a route can answer, all the envelope. */
+export function errorResponses(...statuses: number[]) {
+  return Object.fromEntries(statuses.map((s) => [s, t.Object(ErrorEnvelope.properties, { description: STATUS_TEXT[s] })]));
+}

@@ -1,0 +1,81 @@
+/**
+ * HS256 session tokens. The algorithm is pinned (anything else, `none` included, is refused), every
+ * claim is required, and time comes from the caller so tests can move it. Verified signatures are
+ * cached: a cached token still has its expiry checked on every call, and session revocation is
+ * checked by the caller against the database on every request, so the cache never extends a token's life.
+ */
+import { SignJWT, jwtVerify } from 'jose';
+
+/** Session lifetime: 7 days. */
+export const JWT_TTL_SECONDS = 7 * 24 * 60 * 60;
+/** How far in the future `iat` may be before a token is refused (clock skew between restarts/hosts). */
+const IAT_SKEW_SECONDS = 60;
+/** Verified tokens remembered; at the cap the oldest half is dropped. */
+const VERIFIED_CACHE_MAX = 10_000;
+
+/** The claims every session token carries. */
+export interface SessionClaims {
+  sub: string;
+  jti: string;
+  iat: number;
+  exp: number;
+}
+
+/** Signs and verifies session tokens with one secret. */
+export class JwtCodec {
+  private readonly key: Uint8Array;
+  private readonly verified = new Map<string, SessionClaims>();
+
+  constructor(secret: string) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  /** A token for `sub`/`jti` issued at `iatSeconds`, expiring JWT_TTL_SECONDS later. */
+  sign(sub: string, jti: string, iatSeconds: number): Promise<string> {
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(sub)
+      .setJti(jti)
+      .setIssuedAt(iatSeconds)
+      .setExpirationTime(iatSeconds + JWT_TTL_SECONDS)
+      .sign(this.key);
+  }
+
+  /** The claims of a valid, unexpired token at `nowSeconds`, or null. Never throws. */
+  async verify(token: string, nowSeconds: number): Promise<SessionClaims | null> {
+    let claims: SessionClaims | null | undefined = this.verified.get(token);
+    if (!claims) {
+      claims = await this.verifySignature(token, nowSeconds);
+      if (!claims) return null;
+      if (this.verified.size >= VERIFIED_CACHE_MAX) this.evictOldestHalf();
+      this.verified.set(token, claims);
+    }
+    if (nowSeconds >= claims.exp || claims.iat > nowSeconds + IAT_SKEW_SECONDS) return null;
+    return claims;
+  }
+
+  private async verifySignature(token: string, nowSeconds: number): Promise<SessionClaims | null> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, {
+        algorithms: ['HS256'],
+        requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+        currentDate: new Date(nowSeconds * 1000),
+      });
+      const { sub, jti, iat, exp } = payload;
+      if (typeof sub !== 'string' || typeof jti !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') return null;
+      // A token claiming a longer life than we ever issue was not made by this server's rules.
+      if (exp - iat > JWT_TTL_SECONDS) return null;
+      return { sub, jti, iat, exp };
+    } catch {
+      return null;
+    }
+  }
+
+  private evictOldestHalf(): void {
+    let drop = this.verified.size / 2;
+    for (const token of this.verified.keys()) {
+      if (drop-- <= 0) break;
+      this.verified.delete(token);
+    }
+  }
+}

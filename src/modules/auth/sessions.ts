@@ -1,0 +1,62 @@
+/**
+ * Login sessions: one database row per issued JWT. A token is honoured only while its row exists, which
+ * is what makes logout and password changes take effect on the very next request.
+ */
+import { and, eq, lte, ne, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.ts';
+import { sessions } from '../../db/schema.ts';
+import type { Clock } from '../../lib/clock.ts';
+import { unixSeconds } from '../../lib/clock.ts';
+import { JWT_TTL_SECONDS, type JwtCodec } from '../../lib/jwt.ts';
+
+/** Who a valid session token speaks for. */
+export interface SessionIdentity {
+  userId: string;
+  sessionId: string;
+}
+
+/** Issues, checks and revokes session tokens. */
+export class SessionService {
+  private readonly findSession;
+
+  constructor(
+    private readonly db: Db,
+    private readonly jwt: JwtCodec,
+    private readonly clock: Clock,
+  ) {
+    // Hot path: every JWT-authenticated request runs this one indexed lookup.
+    this.findSession = db
+      .select({ userId: sessions.userId })
+      .from(sessions)
+      .where(eq(sessions.id, sql.placeholder('id')))
+      .prepare();
+  }
+
+  /** Opens a session for `userId` and returns its token. Also clears long-expired sessions. */
+  async issue(userId: string): Promise<string> {
+    const now = unixSeconds(this.clock.now());
+    const sessionId = crypto.randomUUID();
+    this.db.delete(sessions).where(lte(sessions.expiresAt, now)).run();
+    this.db.insert(sessions).values({ id: sessionId, userId, createdAt: now, expiresAt: now + JWT_TTL_SECONDS }).run();
+    return this.jwt.sign(userId, sessionId, now);
+  }
+
+  /** The identity behind a token whose signature, expiry and session are all valid; else null. */
+  async authenticate(token: string): Promise<SessionIdentity | null> {
+    const claims = await this.jwt.verify(token, unixSeconds(this.clock.now()));
+    if (!claims) return null;
+    const row = this.findSession.get({ id: claims.jti });
+    if (!row || row.userId !== claims.sub) return null;
+    return { userId: claims.sub, sessionId: claims.jti };
+  }
+
+  /** Ends one session (logout). */
+  revoke(sessionId: string): void {
+    this.db.delete(sessions).where(eq(sessions.id, sessionId)).run();
+  }
+
+  /** Ends every session of `userId` except `keepSessionId` (after a password change). */
+  revokeOthers(userId: string, keepSessionId: string): void {
+    this.db.delete(sessions).where(and(eq(sessions.userId, userId), ne(sessions.id, keepSessionId))).run();
+  }
+}

@@ -1,0 +1,42 @@
+/** Routes: GET /api/v1/users/me, PUT /api/v1/users/me/password. */
+import { Elysia } from 'elysia';
+import { errorResponses, unauthorized } from '../../http/errors.ts';
+import type { guardPlugin } from '../../http/auth.ts';
+import type { SessionService } from '../auth/sessions.ts';
+import { ChangePasswordBody, MessageBody, User } from './model.ts';
+import { toUserView, type UserService } from './service.ts';
+
+/** The users feature's routes. */
+export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserService, sessions: SessionService) {
+  return new Elysia({ name: 'modules.users', prefix: '/api/v1/users', detail: { tags: ['users'] } })
+    .use(guard)
+    .get(
+      '/me',
+      ({ principal }) => {
+        const user = users.get(principal.userId);
+        if (!user) throw unauthorized();
+        return toUserView(user);
+      },
+      {
+        access: { auth: 'any' },
+        response: { 200: User, ...errorResponses(401, 429) },
+        detail: { summary: 'The calling account', security: [{ jwt: [] }, { apiKey: [] }] },
+      },
+    )
+    .put(
+      '/me/password',
+      async ({ principal, body }) => {
+        if (principal.kind !== 'jwt') throw unauthorized();
+        await users.changePassword(principal.userId, body.current_password, body.new_password);
+        // Every other session ends; the one that made the change stays valid. API keys are untouched.
+        sessions.revokeOthers(principal.userId, principal.sessionId);
+        return { message: 'Password updated successfully' };
+      },
+      {
+        access: { auth: 'jwt', json: true },
+        body: ChangePasswordBody,
+        response: { 200: MessageBody, ...errorResponses(400, 401, 403, 413, 415, 429) },
+        detail: { summary: 'Change the password; logs out every other session', security: [{ jwt: [] }] },
+      },
+    );
+}

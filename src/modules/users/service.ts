@@ -1,0 +1,109 @@
+/** Accounts: create, read, change password. No Elysia here. */
+import { eq, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.ts';
+import { users } from '../../db/schema.ts';
+import { type Clock, rfc3339, unixSeconds } from '../../lib/clock.ts';
+import { normaliseEmail, EMAIL_MAX_LENGTH } from '../../lib/email.ts';
+import { passwordRuleViolation, type PasswordHasher } from '../../lib/password.ts';
+import { AppError, MESSAGES, unauthorized, validationError, weakPassword } from '../../http/errors.ts';
+
+/** The public view of an account: nothing else about a user ever leaves the server. */
+export interface UserView {
+  id: string;
+  email: string;
+  created_at: string;
+}
+
+export type UserRow = typeof users.$inferSelect;
+
+export function toUserView(row: UserRow): UserView {
+  return { id: row.id, email: row.email, created_at: rfc3339(row.createdAt) };
+}
+
+/** The stored form of an email from a request body, or a validation error. */
+export function requireEmail(raw: string): string {
+  const email = normaliseEmail(raw);
+  if (!email) throw validationError(`email must be a valid address (local@domain.tld, at most ${EMAIL_MAX_LENGTH} characters)`);
+  return email;
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Error && /UNIQUE constraint failed: users\.email/.test(error.message);
+}
+
+/** Manages accounts. */
+export class UserService {
+  private readonly findById;
+  private readonly findByEmail;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly hasher: PasswordHasher,
+    private readonly passwordMinLength: number,
+  ) {
+    this.findById = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare();
+    this.findByEmail = db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare();
+  }
+
+  /** The account `id`, if it exists. */
+  get(id: string): UserRow | undefined {
+    return this.findById.get({ id });
+  }
+
+  /** The account with the normalised `email`, if it exists. */
+  getByEmail(email: string): UserRow | undefined {
+    return this.findByEmail.get({ email });
+  }
+
+  /**
+   * Creates an account. The email's unique index decides races: of two registrations of one address
+   * at once, the second insert fails and answers 409, never 500.
+   */
+  async create(rawEmail: string, password: string): Promise<UserRow> {
+    const email = requireEmail(rawEmail);
+    const violation = passwordRuleViolation(password, 'password', this.passwordMinLength);
+    if (violation) throw weakPassword(violation);
+    // Cheap early answer that spares an argon2 hash; the insert below still settles races.
+    if (this.getByEmail(email)) throw new AppError(409, 'email_taken', MESSAGES.emailTaken);
+    const passwordHash = await this.hasher.hash(password);
+    const now = unixSeconds(this.clock.now());
+    const row: UserRow = { id: crypto.randomUUID(), email, passwordHash, createdAt: now, updatedAt: now };
+    try {
+      this.db.insert(users).values(row).run();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new AppError(409, 'email_taken', MESSAGES.emailTaken);
+      throw error;
+    }
+    return row;
+  }
+
+  /**
+   * Checks the new password's rules (400 weak_password) before the current password
+   * (400 invalid_password), as the contract orders them, then stores the new hash.
+   */
+  async changePassword(userId: string, currentPassword: string, newPassword: string): Promise<void> {
+    const violation = passwordRuleViolation(newPassword, 'new_password', this.passwordMinLength, currentPassword);
+    if (violation) throw weakPassword(violation);
+    const user = this.get(userId);
+    if (!user) throw unauthorized();
+    if (!(await this.hasher.verify(currentPassword, user.passwordHash))) {
+      throw new AppError(400, 'invalid_password', MESSAGES.invalidPassword);
+    }
+    const passwordHash = await this.hasher.hash(newPassword);
+    this.db.update(users).set({ passwordHash, updatedAt: unixSeconds(this.clock.now()) }).where(eq(users.id, userId)).run();
+  }
+
+  /** Sets a password without knowing the old one (operator CLI `user passwd`). */
+  async setPassword(userId: string, newPassword: string): Promise<void> {
+    const violation = passwordRuleViolation(newPassword, 'password', this.passwordMinLength);
+    if (violation) throw weakPassword(violation);
+    const passwordHash = await this.hasher.hash(newPassword);
+    this.db.update(users).set({ passwordHash, updatedAt: unixSeconds(this.clock.now()) }).where(eq(users.id, userId)).run();
+  }
+
+  /** Every account, oldest first (operator CLI `user list`). */
+  list(): UserRow[] {
+    return this.db.select().from(users).orderBy(users.createdAt).all();
+  }
+}
