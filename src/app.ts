@@ -58,9 +58,11 @@ export function createServices(deps: AppDeps) {
   return { clock, hasher, users, sessions, apiKeys, auth };
 }
 
-/** Builds the application. */
-export function createApp(deps: AppDeps) {
-  const services = createServices(deps);
+/** The services behind one app. */
+export type Services = ReturnType<typeof createServices>;
+
+/** Builds the application; `services` may be passed in when the caller (tests, CLI) needs the same instances. */
+export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
   const limiter = new RateLimiter(
     {
       authPerMinute: deps.config.rateLimitAuth,

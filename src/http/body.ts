@@ -33,8 +33,8 @@ async function readLimited(request: Request): Promise<string> {
 }
 
 /**
- * Decodes a RawBody as JSON. Empty bodies stay undefined (the route's schema then says what is
- * required); non-JSON media types answer 415, broken JSON 400.
+ * Decodes a RawBody as a JSON object. Empty bodies stay undefined (the route's schema then says what
+ * is required); non-JSON media types answer 415, broken JSON or anything but an object 400.
  */
 export function decodeJsonBody(body: unknown): unknown {
   if (!(body instanceof RawBody)) return body;
@@ -43,11 +43,17 @@ export function decodeJsonBody(body: unknown): unknown {
   if (mediaType !== 'application/json') {
     throw new AppError(415, 'unsupported_media_type', 'Content-Type must be application/json');
   }
+  let value: unknown;
   try {
-    return JSON.parse(body.text);
+    value = JSON.parse(body.text);
   } catch {
     throw new AppError(400, 'validation_error', 'Request body is not valid JSON');
   }
+  // Every JSON route of the contract takes an object; say so plainly rather than "email is required".
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new AppError(400, 'validation_error', 'Request body must be a JSON object');
+  }
+  return value;
 }
 
 /** Global body handling: the size check on every request, and raw reading for every body. */

@@ -67,10 +67,11 @@ export function errorResponse(status: number, code: ErrorCode, message: string, 
 
 /** "email: Expected string" from TypeBox's first complaint; never echoes the value itself. */
 function describeValidation(error: ValidationError): string {
+  if (error.type === 'body' && (error.value === undefined || error.value === null)) return 'Request body is required';
   const first = error.valueError;
   if (!first) return 'Request is invalid';
   const field = first.path.replace(/^\//, '').replaceAll('/', '.');
-  if (field === '') return error.value === undefined || error.value === null ? 'Request body is required' : 'Request body must be a JSON object';
+  if (field === '') return `${error.type} is invalid`;
   if (first.value === undefined) return `${field} is required`;
   return `${field}: ${first.message}`;
 }

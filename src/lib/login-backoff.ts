@@ -65,7 +65,8 @@ export class LoginBackoff {
   /** Whether `account` may attempt a login at `nowMs`. Does not count as an attempt. */
   check(account: string, nowMs: number): BackoffCheck {
     const record = this.records.get(account);
-    if (record === undefined || this.isStale(record, nowMs)) return { allowed: true, retryAfterSeconds: 0 };
+    // A stale record needs no test here: forgetAfterMs outlasts the longest lockout (see the constructor).
+    if (record === undefined) return { allowed: true, retryAfterSeconds: 0 };
     const lockedUntilMs = record.lastFailureMs + lockoutSeconds(record.failures) * 1000;
     if (nowMs >= lockedUntilMs) return { allowed: true, retryAfterSeconds: 0 };
     // The cap matters only if the clock went backwards: the promise is never more than 15 minutes.

@@ -111,6 +111,22 @@ describe('LoginBackoff', () => {
     expect(backoff.check('alice', later).allowed).toBe(true);
   });
 
+  it('restarts the count of an account that fails again after forgetAfterMs', () => {
+    const backoff = new LoginBackoff({ forgetAfterMs: HOUR_MS });
+    const lastMs = failRepeatedly(backoff, 'alice', 10);
+    backoff.recordFailure('alice', lastMs + HOUR_MS);
+    expect(backoff.check('alice', lastMs + HOUR_MS).allowed).toBe(true);
+  });
+
+  it('forgets stale accounts even behind one that failed again recently', () => {
+    const backoff = new LoginBackoff({ forgetAfterMs: HOUR_MS });
+    backoff.recordFailure('alice', T0);
+    backoff.recordFailure('bob', T0 + 60_000);
+    backoff.recordFailure('alice', T0 + 30 * 60_000);
+    backoff.recordFailure('carol', T0 + 70 * 60_000);
+    expect(backoff.size).toBe(2);
+  });
+
   it('remembers the count until forgetAfterMs has passed', () => {
     const backoff = new LoginBackoff({ forgetAfterMs: HOUR_MS });
     const lastMs = failRepeatedly(backoff, 'alice', 10);
