@@ -71,6 +71,11 @@ export class JwtCodec {
     }
   }
 
+  /** Verified tokens held in memory; never more than VERIFIED_CACHE_MAX. */
+  get cacheSize(): number {
+    return this.verified.size;
+  }
+
   private evictOldestHalf(): void {
     let drop = this.verified.size / 2;
     for (const token of this.verified.keys()) {

@@ -25,7 +25,7 @@ export interface TestApp {
   logs: string[];
   services: ReturnType<typeof createServices>;
   /** Sends a request through the app; `json` sets the body and its Content-Type. */
-  request(method: string, path: string, init?: { json?: unknown; token?: string; headers?: Record<string, string>; body?: BodyInit; peer?: string }): Promise<Response>;
+  request(method: string, path: string, init?: { json?: unknown; token?: string; headers?: Record<string, string>; body?: RequestInit['body']; peer?: string }): Promise<Response>;
   /** Registers an account and returns its token and user. */
   register(email?: string, password?: string): Promise<{ token: string; user: { id: string; email: string; created_at: string } }>;
   /** Registers an account, creates one API key, and returns everything. */

@@ -5,12 +5,12 @@ import { errorResponse, errorResponses } from '../../http/errors.ts';
 
 /** The health route, which asks the database a trivial question. */
 export function healthRoutes(sqlite: Database) {
-  const ping = sqlite.prepare('SELECT 1');
   return new Elysia({ name: 'modules.health' }).get(
     '/health',
     () => {
       try {
-        ping.get();
+        // Prepared per call on purpose: a statement kept from start-up still answers on a closed handle.
+        sqlite.prepare('SELECT 1').get();
         return { status: 'ok' as const };
       } catch {
         return errorResponse(503, 'unavailable', 'Database is not answering');

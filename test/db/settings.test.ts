@@ -1,0 +1,60 @@
+/** The generated JWT secret and the embedded migrations. */
+import { describe, expect, it } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDb } from '../../src/db/client.ts';
+import { migrate, MIGRATION_COUNT } from '../../src/db/migrate.ts';
+import { resolveJwtSecret } from '../../src/db/settings.ts';
+
+describe('resolveJwtSecret', () => {
+  it('uses the configured secret when there is one, and stores nothing', () => {
+    const { db, sqlite } = openDb(':memory:');
+    migrate(db);
+    expect(resolveJwtSecret(db, 'x'.repeat(40))).toBe('x'.repeat(40));
+    expect(sqlite.query('SELECT count(*) AS n FROM settings').get()).toEqual({ n: 0 });
+  });
+
+  it('generates 32 random bytes once and keeps them across restarts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'expose-secret-'));
+    try {
+      const path = join(dir, 'expose.db');
+      const first = openDb(path);
+      migrate(first.db);
+      const secret = resolveJwtSecret(first.db, undefined);
+      expect(Buffer.from(secret, 'base64url').length).toBe(32);
+      expect(resolveJwtSecret(first.db, undefined)).toBe(secret);
+      first.sqlite.close();
+      const second = openDb(path);
+      migrate(second.db);
+      expect(resolveJwtSecret(second.db, undefined)).toBe(secret);
+      second.sqlite.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('migrate', () => {
+  it('creates the schema once and is a no-op the second time', () => {
+    const { db, sqlite } = openDb(':memory:');
+    expect(MIGRATION_COUNT).toBeGreaterThan(0);
+    migrate(db);
+    migrate(db);
+    const tables = (sqlite.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    expect(tables).toEqual(expect.arrayContaining(['api_keys', 'sessions', 'settings', 'users']));
+    expect(sqlite.query('SELECT count(*) AS n FROM __drizzle_migrations').get()).toEqual({ n: MIGRATION_COUNT });
+  });
+
+  it('opens file databases in WAL mode with foreign keys on', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'expose-wal-'));
+    try {
+      const { sqlite } = openDb(join(dir, 'x.db'));
+      expect(sqlite.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
+      expect(sqlite.query('PRAGMA foreign_keys').get()).toEqual({ foreign_keys: 1 });
+      sqlite.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

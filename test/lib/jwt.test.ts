@@ -1,0 +1,51 @@
+/** Session token signing and verification. */
+import { describe, expect, it } from 'bun:test';
+import { SignJWT } from 'jose';
+import { JwtCodec, JWT_TTL_SECONDS } from '../../src/lib/jwt.ts';
+
+const SECRET = 'a-secret-of-more-than-thirty-two-bytes!!';
+const NOW = 1_800_000_000;
+
+describe('JwtCodec', () => {
+  it('signs HS256 tokens with sub, jti, iat and exp = iat + 7 days', async () => {
+    const codec = new JwtCodec(SECRET);
+    const token = await codec.sign('user-1', 'session-1', NOW);
+    expect(await codec.verify(token, NOW)).toEqual({ sub: 'user-1', jti: 'session-1', iat: NOW, exp: NOW + JWT_TTL_SECONDS });
+  });
+
+  it('refuses a token from its expiry on, even once cached', async () => {
+    const codec = new JwtCodec(SECRET);
+    const token = await codec.sign('u', 's', NOW);
+    expect(await codec.verify(token, NOW + JWT_TTL_SECONDS - 1)).not.toBeNull();
+    expect(await codec.verify(token, NOW + JWT_TTL_SECONDS)).toBeNull();
+  });
+
+  it('refuses a token signed with another secret, or by another codec', async () => {
+    const token = await new JwtCodec('another-secret-of-more-than-32-bytes!!').sign('u', 's', NOW);
+    expect(await new JwtCodec(SECRET).verify(token, NOW)).toBeNull();
+  });
+
+  it('refuses a token whose iat is in the future beyond a minute of skew', async () => {
+    const codec = new JwtCodec(SECRET);
+    expect(await codec.verify(await codec.sign('u', 's', NOW + 60), NOW)).not.toBeNull();
+    expect(await codec.verify(await codec.sign('u', 's2', NOW + 61), NOW)).toBeNull();
+  });
+
+  it('refuses other algorithms and missing claims', async () => {
+    const codec = new JwtCodec(SECRET);
+    const key = new TextEncoder().encode(SECRET);
+    const hs384 = await new SignJWT({}).setProtectedHeader({ alg: 'HS384' }).setSubject('u').setJti('s').setIssuedAt(NOW).setExpirationTime(NOW + 10).sign(key);
+    const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setJti('s').setIssuedAt(NOW).setExpirationTime(NOW + 10).sign(key);
+    const noExp = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('u').setJti('s').setIssuedAt(NOW).sign(key);
+    for (const token of [hs384, noSub, noExp]) expect(await codec.verify(token, NOW)).toBeNull();
+  });
+
+  it('stays bounded when fed many distinct valid tokens', async () => {
+    const codec = new JwtCodec(SECRET);
+    for (let i = 0; i < 10_050; i++) await codec.verify(await codec.sign('u', `s${i}`, NOW), NOW);
+    expect(codec.cacheSize).toBeLessThanOrEqual(10_000);
+    expect(codec.cacheSize).toBeGreaterThan(0);
+    // An evicted token is simply verified again.
+    expect(await codec.verify(await codec.sign('u', 's0', NOW), NOW)).not.toBeNull();
+  });
+});
