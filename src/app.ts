@@ -15,6 +15,7 @@ import { Authenticator, guardPlugin, socketAddressFromServer, type SocketAddress
 import { bodyPlugin } from './http/body.ts';
 import { docsPlugin } from './http/docs.ts';
 import { errorsPlugin, notFound } from './http/errors.ts';
+import { requestLogPlugin } from './http/request-log.ts';
 import { RateLimiter } from './http/rate-limit.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
 import { apiKeyRoutes } from './modules/api-keys/index.ts';
@@ -81,11 +82,12 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
 
   return new Elysia()
     .use(errorsPlugin(deps.logger))
+    .use(requestLogPlugin({ logger: deps.logger, trustedProxies: deps.config.trustedProxies, socketAddress: deps.socketAddress ?? socketAddressFromServer }))
     .use(bodyPlugin())
     .use(docsPlugin())
     .use(healthRoutes(deps.db.sqlite))
     .use(authRoutes(guard, services.auth))
-    .use(userRoutes(guard, services.users, services.sessions))
+    .use(userRoutes(guard, services.users))
     .use(apiKeyRoutes(guard, services.apiKeys))
     .use(guard)
     // Unknown /api/v1 routes and methods are general-class requests like any other: 429 before 404.

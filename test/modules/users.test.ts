@@ -104,3 +104,15 @@ describe('PUT /api/v1/users/me/password', () => {
     expect(res.status).toBe(401);
   });
 });
+
+describe('UserService.setPassword (operator reset)', () => {
+  it('sets the password and ends every session of the user, keys untouched', async () => {
+    const t = makeTestApp();
+    const { token, key, userId } = await t.registerWithKey('reset@example.com');
+    await t.services.users.setPassword(userId, NEW_PASSWORD);
+    expect((await t.request('GET', ME, { token })).status).toBe(401);
+    expect((await t.request('GET', ME, { token: key })).status).toBe(200);
+    const login = await t.request('POST', '/api/v1/auth/login', { json: { email: 'reset@example.com', password: NEW_PASSWORD } });
+    expect(login.status).toBe(200);
+  });
+});

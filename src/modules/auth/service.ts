@@ -50,7 +50,7 @@ export class AuthService {
     const ok = user ? await this.hasher.verify(password, user.passwordHash) : await this.hasher.verifyDummy(password);
     if (!user || !ok) {
       this.throttle.recordFailure(email, this.clock.now());
-      throw new AppError(401, 'invalid_credentials', MESSAGES.invalidCredentials);
+      throw new AppError(401, 'invalid_credentials', MESSAGES.invalidCredentials, { 'WWW-Authenticate': 'Bearer' });
     }
     this.throttle.recordSuccess(email);
     return { user: toUserView(user), token: await this.sessions.issue(user.id) };

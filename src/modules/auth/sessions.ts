@@ -2,7 +2,7 @@
  * Login sessions: one database row per issued JWT. A token is honoured only while its row exists, which
  * is what makes logout and password changes take effect on the very next request.
  */
-import { and, eq, lte, ne, sql } from 'drizzle-orm';
+import { eq, lte, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { sessions } from '../../db/schema.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -53,10 +53,5 @@ export class SessionService {
   /** Ends one session (logout). */
   revoke(sessionId: string): void {
     this.db.delete(sessions).where(eq(sessions.id, sessionId)).run();
-  }
-
-  /** Ends every session of `userId` except `keepSessionId` (after a password change). */
-  revokeOthers(userId: string, keepSessionId: string): void {
-    this.db.delete(sessions).where(and(eq(sessions.userId, userId), ne(sessions.id, keepSessionId))).run();
   }
 }

@@ -1,13 +1,12 @@
 /** Routes: GET /api/v1/users/me, PUT /api/v1/users/me/password. */
 import { Elysia } from 'elysia';
-import { errorResponses, unauthorized } from '../../http/errors.ts';
+import { errorResponses, forbidden, unauthorized } from '../../http/errors.ts';
 import type { guardPlugin } from '../../http/auth.ts';
-import type { SessionService } from '../auth/sessions.ts';
 import { ChangePasswordBody, MessageBody, User } from './model.ts';
 import { toUserView, type UserService } from './service.ts';
 
 /** The users feature's routes. */
-export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserService, sessions: SessionService) {
+export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserService) {
   return new Elysia({ name: 'modules.users', prefix: '/api/v1/users', detail: { tags: ['users'] } })
     .use(guard)
     .get(
@@ -26,10 +25,9 @@ export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserSer
     .put(
       '/me/password',
       async ({ principal, body }) => {
-        if (principal.kind !== 'jwt') throw unauthorized();
-        await users.changePassword(principal.userId, body.current_password, body.new_password);
-        // Every other session ends; the one that made the change stays valid. API keys are untouched.
-        sessions.revokeOthers(principal.userId, principal.sessionId);
+        // The guard lets only session tokens through (`auth: 'jwt'`); this narrows the type.
+        if (principal.kind !== 'jwt') throw forbidden();
+        await users.changePassword(principal.userId, principal.sessionId, body.current_password, body.new_password);
         return { message: 'Password updated successfully' };
       },
       {

@@ -1,7 +1,7 @@
 /** Accounts: create, read, change password. No Elysia here. */
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
-import { users } from '../../db/schema.ts';
+import { sessions, users } from '../../db/schema.ts';
 import { type Clock, rfc3339, unixSeconds } from '../../lib/clock.ts';
 import { normaliseEmail, EMAIL_MAX_LENGTH } from '../../lib/email.ts';
 import { passwordRuleViolation, type PasswordHasher } from '../../lib/password.ts';
@@ -80,9 +80,11 @@ export class UserService {
 
   /**
    * Checks the new password's rules (400 weak_password) before the current password
-   * (400 invalid_password), as the contract orders them, then stores the new hash.
+   * (400 invalid_password), as the contract orders them, then stores the new hash and ends every
+   * other session of the user in one transaction: the session `keepSessionId` that made the change
+   * stays valid, API keys are untouched.
    */
-  async changePassword(userId: string, currentPassword: string, newPassword: string): Promise<void> {
+  async changePassword(userId: string, keepSessionId: string, currentPassword: string, newPassword: string): Promise<void> {
     const violation = passwordRuleViolation(newPassword, 'new_password', this.passwordMinLength, currentPassword);
     if (violation) throw weakPassword(violation);
     const user = this.get(userId);
@@ -90,16 +92,23 @@ export class UserService {
     if (!(await this.hasher.verify(currentPassword, user.passwordHash))) {
       throw new AppError(400, 'invalid_password', MESSAGES.invalidPassword);
     }
-    const passwordHash = await this.hasher.hash(newPassword);
-    this.db.update(users).set({ passwordHash, updatedAt: unixSeconds(this.clock.now()) }).where(eq(users.id, userId)).run();
+    this.storePassword(userId, await this.hasher.hash(newPassword), keepSessionId);
   }
 
-  /** Sets a password without knowing the old one (operator CLI `user passwd`). */
+  /** Sets a password without knowing the old one and ends all the user's sessions (operator CLI `user passwd`). */
   async setPassword(userId: string, newPassword: string): Promise<void> {
     const violation = passwordRuleViolation(newPassword, 'password', this.passwordMinLength);
     if (violation) throw weakPassword(violation);
-    const passwordHash = await this.hasher.hash(newPassword);
-    this.db.update(users).set({ passwordHash, updatedAt: unixSeconds(this.clock.now()) }).where(eq(users.id, userId)).run();
+    this.storePassword(userId, await this.hasher.hash(newPassword), undefined);
+  }
+
+  private storePassword(userId: string, passwordHash: string, keepSessionId: string | undefined): void {
+    const now = unixSeconds(this.clock.now());
+    this.db.transaction((tx) => {
+      tx.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, userId)).run();
+      const others = keepSessionId === undefined ? undefined : ne(sessions.id, keepSessionId);
+      tx.delete(sessions).where(and(eq(sessions.userId, userId), others)).run();
+    });
   }
 
   /** Every account, oldest first (operator CLI `user list`). */
