@@ -17,6 +17,7 @@ import { docsPlugin } from './http/docs.ts';
 import { errorsPlugin, notFound } from './http/errors.ts';
 import { requestLogPlugin } from './http/request-log.ts';
 import { RateLimiter } from './http/rate-limit.ts';
+import { securityHeadersPlugin } from './http/security-headers.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
 import { apiKeyRoutes } from './modules/api-keys/index.ts';
 import { AuthService, type LoginThrottle } from './modules/auth/service.ts';
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   return new Elysia()
     .use(errorsPlugin(deps.logger))
     .use(requestLogPlugin({ logger: deps.logger, trustedProxies: deps.config.trustedProxies, socketAddress: deps.socketAddress ?? socketAddressFromServer }))
+    .use(securityHeadersPlugin())
     .use(bodyPlugin())
     .use(docsPlugin())
     .use(healthRoutes(deps.db.sqlite))
