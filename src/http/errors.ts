@@ -102,6 +102,7 @@ export function errorsPlugin(logger: Logger) {
     }
     const err = error as Error;
     logger.error('unhandled error', {
+      request_id: headers['x-request-id'],
       method: request.method,
       path: new URL(request.url).pathname,
       error: err?.name,

@@ -75,7 +75,10 @@ export function requestLogPlugin(options: RequestLogOptions) {
   return new Elysia({ name: 'http.request-log' })
     .onRequest((ctx) => {
       const { request, set } = ctx;
-      set.headers[REQUEST_ID_HEADER] = recordOf(request, (ctx as { server?: Server }).server ?? null).id;
+      const record = recordOf(request, (ctx as { server?: Server }).server ?? null);
+      set.headers[REQUEST_ID_HEADER] = record.id;
+      // At debug level, a request that never finishes still shows up.
+      options.logger.debug('request started', { method: request.method, path: new URL(request.url).pathname, request_id: record.id });
     })
     .mapResponse({ as: 'global' }, ({ request, responseValue, set }) => {
       const record = records.get(request);

@@ -1,0 +1,36 @@
+/** The `--help` and `--version` texts. */
+import { version } from '../../package.json';
+import { settingsHelp } from '../config.ts';
+import { MIGRATION_COUNT } from '../db/migrate.ts';
+import { SHUTDOWN_GRACE_MS } from './serve.ts';
+
+/** The program's name as operators type it. */
+export const PROGRAM = 'expose-server';
+
+/** `expose-server 0.1.0 (bun 1.4.5, schema 1)`: the release, the runtime inside, the migrations compiled in. */
+export function versionText(): string {
+  return `${PROGRAM} ${version} (bun ${Bun.version}, schema ${MIGRATION_COUNT})`;
+}
+
+/** Usage, commands, and every setting with its flag, variable and default. */
+export function helpText(): string {
+  return `${PROGRAM} ${version}: self-hosted account API (accounts, sessions, API keys)
+
+Usage:
+  ${PROGRAM} [serve] [settings]               run the server (the default command)
+  ${PROGRAM} user add <email> [settings]      create an account, even while registration is closed
+  ${PROGRAM} user passwd <email> [settings]   set an account's password and end all its sessions
+  ${PROGRAM} user list [settings]             list accounts
+  ${PROGRAM} healthcheck [settings]           exit 0 when the server at the configured port answers /health
+  ${PROGRAM} --help | --version
+
+Passwords are never taken from the command line: they are asked at the terminal (twice, not echoed)
+or, when stdin is not a terminal, read as one line from stdin.
+
+Settings (a flag wins over its environment variable; --flag value or --flag=value):
+${settingsHelp()}
+
+SIGTERM or SIGINT stops the server: it stops accepting, lets requests in flight finish (at most
+${SHUTDOWN_GRACE_MS / 1000} s), then closes the database. Exit status: 0 success, 1 failure, 2 bad command line or setting.
+`;
+}
