@@ -22,7 +22,11 @@ describe('secrets', () => {
     await send('POST', '/api/v1/auth/logout', { token: reg.token });
 
     const hashes = (t.db.sqlite.query('SELECT password_hash AS h FROM users UNION ALL SELECT key_hash FROM api_keys').all() as { h: string }[]).map((r) => r.h);
+    // Access-log lines are written just after each answer (a setImmediate): let the last ones land.
+    await new Promise((resolve) => setImmediate(resolve));
     const logs = t.logs.join('\n');
+    // The access log saw every request, so there was something to leak into.
+    expect(t.logs.filter((line) => line.includes('"msg":"request"')).length).toBe(bodies.length);
     for (const secret of [GOOD_PASSWORD, 'wrong-password-xyz', 'new-secret-zebra-77', reg.token, created.key, TEST_SECRET, ...hashes]) {
       expect(logs).not.toContain(secret);
     }
