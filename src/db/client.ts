@@ -3,7 +3,8 @@ import { Database } from 'bun:sqlite';
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite';
 import * as schema from './schema.ts';
 
-export type Db = BunSQLiteDatabase<typeof schema>;
+/** The drizzle wrapper; `$client` is the bun:sqlite handle under it (for prepared statements of its own). */
+export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 
 /** The raw handle (for prepared statements on hot paths, backups, close) and the drizzle wrapper. */
 export interface DbHandle {

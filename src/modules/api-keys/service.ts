@@ -1,5 +1,6 @@
 /** API keys: create, list, delete, and authenticate a presented key. No Elysia here. */
 import { and, count, desc, eq, sql } from 'drizzle-orm';
+import { ChangeWatch, GenerationCache } from '../../db/change-watch.ts';
 import type { Db } from '../../db/client.ts';
 import { apiKeys } from '../../db/schema.ts';
 import { type Clock, rfc3339, unixSeconds } from '../../lib/clock.ts';
@@ -9,6 +10,8 @@ import { AppError, MESSAGES, notFound, validationError } from '../../http/errors
 /** `last_used_at` is written at most once per key per this many seconds (the first use always). */
 export const LAST_USED_WRITE_INTERVAL_SECONDS = 60;
 export const API_KEY_NAME_MAX_LENGTH = 100;
+/** Keys remembered after a successful lookup; at the cap the cache starts again empty. */
+const KNOWN_KEYS_CACHE_MAX = 10_000;
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -25,6 +28,11 @@ export interface ApiKeyView {
 export interface ApiKeyIdentity {
   userId: string;
   keyId: string;
+}
+
+/** A key found in the database, with the last_used_at it has there. */
+interface KnownKey extends ApiKeyIdentity {
+  lastUsedAt: number | null;
 }
 
 type KeyRow = typeof apiKeys.$inferSelect;
@@ -53,6 +61,10 @@ export function normaliseKeyName(name: string): string {
 export class ApiKeyService {
   private readonly findByHash;
   private readonly touch;
+  private readonly watch: ChangeWatch;
+  // Keyed by the presented key itself, which this process sees on every request anyway: a hit skips
+  // the checksum, the SHA-256 and the lookup. Any write to the database (a delete, the CLI) empties it.
+  private readonly knownKeys: GenerationCache<string, KnownKey>;
 
   constructor(
     private readonly db: Db,
@@ -70,6 +82,8 @@ export class ApiKeyService {
       .set({ lastUsedAt: sql`${sql.placeholder('now')}` })
       .where(eq(apiKeys.id, sql.placeholder('id')))
       .prepare();
+    this.watch = ChangeWatch.of(db.$client);
+    this.knownKeys = new GenerationCache(this.watch, KNOWN_KEYS_CACHE_MAX);
   }
 
   /** The caller's keys, newest first. */
@@ -127,13 +141,22 @@ export class ApiKeyService {
    * reaches the database. Records the use (coalesced to one write per key per minute).
    */
   authenticate(presented: string): ApiKeyIdentity | null {
-    if (!isWellFormedApiKey(presented)) return null;
-    const row = this.findByHash.get({ hash: hashApiKey(presented) });
-    if (!row) return null;
-    const now = unixSeconds(this.clock.now());
-    if (row.lastUsedAt === null || now - row.lastUsedAt >= LAST_USED_WRITE_INTERVAL_SECONDS) {
-      this.touch.run({ id: row.id, now });
+    const generation = this.knownKeys.sync();
+    let key = this.knownKeys.get(presented);
+    if (key === undefined) {
+      if (!isWellFormedApiKey(presented)) return null;
+      const row = this.findByHash.get({ hash: hashApiKey(presented) });
+      if (!row) return null;
+      key = { userId: row.userId, keyId: row.id, lastUsedAt: row.lastUsedAt };
+      this.knownKeys.set(presented, key);
     }
-    return { userId: row.userId, keyId: row.id };
+    const now = unixSeconds(this.clock.now());
+    if (key.lastUsedAt === null || now - key.lastUsedAt >= LAST_USED_WRITE_INTERVAL_SECONDS) {
+      const { keyId } = key;
+      // Our own write, already mirrored in the cache: it need not empty the caches of this connection.
+      this.watch.ownWrite(generation, () => this.touch.run({ id: keyId, now }));
+      key.lastUsedAt = now;
+    }
+    return { userId: key.userId, keyId: key.keyId };
   }
 }

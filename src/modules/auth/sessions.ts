@@ -1,13 +1,18 @@
 /**
  * Login sessions: one database row per issued JWT. A token is honoured only while its row exists, which
- * is what makes logout and password changes take effect on the very next request.
+ * is what makes logout and password changes take effect on the very next request. Rows found are
+ * remembered until the database changes (src/db/change-watch.ts), so a busy token costs no lookup.
  */
 import { eq, lte, sql } from 'drizzle-orm';
+import { ChangeWatch, GenerationCache } from '../../db/change-watch.ts';
 import type { Db } from '../../db/client.ts';
 import { sessions } from '../../db/schema.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { unixSeconds } from '../../lib/clock.ts';
 import { JWT_TTL_SECONDS, type JwtCodec } from '../../lib/jwt.ts';
+
+/** Live sessions remembered (session id -> user id); at the cap the cache starts again empty. */
+const LIVE_SESSIONS_CACHE_MAX = 10_000;
 
 /** Who a valid session token speaks for. */
 export interface SessionIdentity {
@@ -18,6 +23,8 @@ export interface SessionIdentity {
 /** Issues, checks and revokes session tokens. */
 export class SessionService {
   private readonly findSession;
+  // Any write to the database (a logout, a password change, the CLI) empties it before the next lookup.
+  private readonly liveSessions: GenerationCache<string, string>;
 
   constructor(
     private readonly db: Db,
@@ -30,6 +37,7 @@ export class SessionService {
       .from(sessions)
       .where(eq(sessions.id, sql.placeholder('id')))
       .prepare();
+    this.liveSessions = new GenerationCache(ChangeWatch.of(db.$client), LIVE_SESSIONS_CACHE_MAX);
   }
 
   /** Opens a session for `userId` and returns its token. Also clears long-expired sessions. */
@@ -45,9 +53,17 @@ export class SessionService {
   async authenticate(token: string): Promise<SessionIdentity | null> {
     const claims = await this.jwt.verify(token, unixSeconds(this.clock.now()));
     if (!claims) return null;
-    const row = this.findSession.get({ id: claims.jti });
-    if (!row || row.userId !== claims.sub) return null;
-    return { userId: claims.sub, sessionId: claims.jti };
+    // After the await: a write made while the signature was being checked must be seen.
+    this.liveSessions.sync();
+    let userId = this.liveSessions.get(claims.jti);
+    if (userId === undefined) {
+      const row = this.findSession.get({ id: claims.jti });
+      if (!row) return null;
+      userId = row.userId;
+      this.liveSessions.set(claims.jti, userId);
+    }
+    if (userId !== claims.sub) return null;
+    return { userId, sessionId: claims.jti };
   }
 
   /** Ends one session (logout). */

@@ -3,7 +3,7 @@ import { Elysia } from 'elysia';
 import { errorResponses, forbidden, unauthorized } from '../../http/errors.ts';
 import type { guardPlugin } from '../../http/auth.ts';
 import { ChangePasswordBody, MessageBody, User } from './model.ts';
-import { toUserView, type UserService } from './service.ts';
+import type { UserService } from './service.ts';
 
 /** The users feature's routes. */
 export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserService) {
@@ -12,9 +12,9 @@ export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserSer
     .get(
       '/me',
       ({ principal }) => {
-        const user = users.get(principal.userId);
+        const user = users.view(principal.userId);
         if (!user) throw unauthorized();
-        return toUserView(user);
+        return user;
       },
       {
         access: { auth: 'any' },

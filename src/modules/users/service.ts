@@ -1,5 +1,6 @@
 /** Accounts: create, read, change password. No Elysia here. */
 import { and, eq, ne, sql } from 'drizzle-orm';
+import { ChangeWatch, GenerationCache } from '../../db/change-watch.ts';
 import type { Db } from '../../db/client.ts';
 import { sessions, users } from '../../db/schema.ts';
 import { type Clock, rfc3339, unixSeconds } from '../../lib/clock.ts';
@@ -27,6 +28,9 @@ export function requireEmail(raw: string): string {
   return email;
 }
 
+/** Account views remembered for GET /users/me; at the cap the cache starts again empty. */
+const VIEW_CACHE_MAX = 10_000;
+
 function isUniqueViolation(error: unknown): boolean {
   return error instanceof Error && /UNIQUE constraint failed: users\.email/.test(error.message);
 }
@@ -35,6 +39,8 @@ function isUniqueViolation(error: unknown): boolean {
 export class UserService {
   private readonly findById;
   private readonly findByEmail;
+  // Holds views only (never a password hash); any write to the database empties it before the next read.
+  private readonly views: GenerationCache<string, UserView>;
 
   constructor(
     private readonly db: Db,
@@ -44,11 +50,25 @@ export class UserService {
   ) {
     this.findById = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare();
     this.findByEmail = db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare();
+    this.views = new GenerationCache(ChangeWatch.of(db.$client), VIEW_CACHE_MAX);
   }
 
   /** The account `id`, if it exists. */
   get(id: string): UserRow | undefined {
     return this.findById.get({ id });
+  }
+
+  /** The public view of account `id`, if it exists: the hot path of GET /users/me, served from memory while nothing changed. */
+  view(id: string): UserView | undefined {
+    this.views.sync();
+    let view = this.views.get(id);
+    if (view === undefined) {
+      const row = this.findById.get({ id });
+      if (!row) return undefined;
+      view = toUserView(row);
+      this.views.set(id, view);
+    }
+    return view;
   }
 
   /** The account with the normalised `email`, if it exists. */
