@@ -45,6 +45,9 @@ export function passwordRuleViolation(
   minLength: number,
   current?: string,
 ): string | undefined {
+  // Bun.password turns each lone surrogate into U+FFFD before hashing, so an ill-formed password would
+  // also be matched by any other lone surrogate (or U+FFFD) at the same place.
+  if (!password.isWellFormed()) return `${field} must be valid Unicode text (it holds a lone surrogate)`;
   const length = passwordLength(password);
   if (length < minLength) return `${field} must be at least ${minLength} characters`;
   if (length > PASSWORD_MAX_LENGTH) return `${field} must be at most ${PASSWORD_MAX_LENGTH} characters`;
@@ -67,8 +70,9 @@ export class PasswordHasher {
     );
   }
 
-  /** True when `password` matches `hash`. */
+  /** True when `password` matches `hash`. An ill-formed password never matches (see passwordRuleViolation). */
   verify(password: string, hash: string): Promise<boolean> {
+    if (!password.isWellFormed()) return Promise.resolve(false);
     return this.slots.run(() => Bun.password.verify(password.normalize('NFC'), hash));
   }
 
