@@ -3,7 +3,7 @@
  * answer, and reading a process's memory and open descriptors from /proc (Linux only).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+export { freePort } from '../../test/helpers/free-port.ts';
 import { cpus } from 'node:os';
 
 /** The pinned Bun of this repository: benchmarks run on the runtime the product ships with. */
@@ -22,17 +22,6 @@ export function pinned(core: string, argv: string[]): string[] {
   return CORES.pinned ? ['taskset', '-c', core, ...argv] : argv;
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1 (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** Polls `url` until it answers 200; returns the milliseconds from `startedMs` (performance.now()) to that answer. */
 export async function waitHealthy(url: string, startedMs: number, timeoutMs = 15_000): Promise<number> {

@@ -1,21 +1,10 @@
 /** Shared by the reliability tests: a real server child on a file database, and a seeded PRNG. */
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/free-port.ts';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dir, '..', '..');
 const ENTRY = join(ROOT, 'src', 'index.ts');
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** A running `bun src/index.ts` child. */
 export interface ServerChild {
