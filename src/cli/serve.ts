@@ -5,7 +5,7 @@
 import { createApp } from '../app.ts';
 import type { Config } from '../config.ts';
 import { version } from '../../package.json';
-import { createLogger } from '../lib/logger.ts';
+import { createLogger, flushLogs } from '../lib/logger.ts';
 import { CliError } from './cli-error.ts';
 import { closeStore, openStore } from './store.ts';
 
@@ -69,5 +69,7 @@ export async function serve(config: Config): Promise<number> {
   await new Promise((resolve) => setImmediate(resolve));
   const checkpointed = closeStore(store);
   logger.info('stopped', { drained: finished, wal_checkpointed: checkpointed });
+  // Lines leave once per event-loop turn; the last ones must be out before the caller exits.
+  flushLogs();
   return 0;
 }

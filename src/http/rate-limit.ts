@@ -50,10 +50,13 @@ export class RateLimiter {
     return `ip:${rateLimitKey(clientIp(socketAddress, forwardedFor, this.settings.trustedProxies))}`;
   }
 
-  /** Takes a token for `key` and writes the headers; throws 429 when the bucket is empty. */
-  take(cls: LimitClass, key: string, headers: Record<string, unknown>): void {
+  /**
+   * Takes a token for `key` and writes the headers; returns the 429 to answer when the bucket is empty,
+   * undefined when the request may go on. Returned, not thrown: the guard answers it without a throw.
+   */
+  refusal(cls: LimitClass, key: string, headers: Record<string, unknown>): AppError | undefined {
     const result = this.record(cls, key, headers);
-    if (result && !result.allowed) throw rateLimited(result.retryAfterSeconds);
+    return result && !result.allowed ? rateLimited(result.retryAfterSeconds) : undefined;
   }
 
   /** Takes a token for `key` (the request counts) and writes the headers, without refusing. */

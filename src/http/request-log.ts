@@ -19,6 +19,13 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 const NANOSECONDS_PER_MS = 1e6;
 
+/**
+ * Socket addresses whose canonical client address is remembered. A keep-alive client sends many
+ * requests from one address, and parsing and formatting it each time is a measurable share of a
+ * cheap request. The table is emptied when full, so a flood of new addresses cannot grow it.
+ */
+const PEER_MEMO_MAX_ENTRIES = 1024;
+
 /** The incoming id when it is safe to reuse, else a fresh UUID. */
 export function requestIdFrom(incoming: string | null): string {
   return incoming !== null && SAFE_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
@@ -35,8 +42,6 @@ interface RequestRecord {
   id: string;
   startNs: number;
   ip: string | undefined;
-  /** The status of the answer as it left, once known. */
-  status?: number;
 }
 
 type Server = Parameters<SocketAddress>[1];
@@ -46,10 +51,34 @@ function numericStatus(status: number | string | undefined): number {
   return (status !== undefined && (StatusMap as Record<string, number>)[status]) || 200;
 }
 
+/**
+ * The request's path without the query string, as Elysia routed it (Bun has already resolved `.` and
+ * `..` segments). Elysia computes it for every request, though its types leave it out of onRequest's
+ * context; parsing the URL again cost a visible share of a cheap request. A `#fragment`, which no
+ * browser sends but a raw client may, is cut as `new URL()` would: it could carry a secret too.
+ */
+function pathOf(ctx: object): string {
+  const path = (ctx as { path: string }).path;
+  const hashAt = path.indexOf('#');
+  return hashAt === -1 ? path : path.slice(0, hashAt);
+}
+
 /** Status carried by an error Elysia saw (its NotFoundError, ValidationError, ... have one). */
 function errorStatus(error: unknown): number | undefined {
   const status = (error as { status?: unknown } | undefined)?.status;
   return typeof status === 'number' ? status : undefined;
+}
+
+/**
+ * The status of the answer that left, read once it is sent. A route may answer with a Response object
+ * (kept in `responseValue`), whose status `set.status` does not know; everything else, the errors
+ * plugin's envelopes and the guard's refusals included, went out with `set.status`. Should an error
+ * have ended the request with `set.status` never moved from 200, the error carries the status.
+ */
+function answeredStatus(ctx: { set: { status?: number | string }; responseValue?: unknown; error?: unknown }): number {
+  if (ctx.responseValue instanceof Response) return ctx.responseValue.status;
+  const status = numericStatus(ctx.set.status);
+  return status === 200 && ctx.error !== undefined ? (errorStatus(ctx.error) ?? status) : status;
 }
 
 /**
@@ -58,6 +87,20 @@ function errorStatus(error: unknown): number | undefined {
  */
 export function requestLogPlugin(options: RequestLogOptions) {
   const records = new WeakMap<Request, RequestRecord>();
+  // Only for requests without X-Forwarded-For: then the answer depends on the socket address alone.
+  const peerMemo = new Map<string, string | undefined>();
+  const clientIpOf = (request: Request, server: Server): string | undefined => {
+    const socketAddress = options.socketAddress(request, server);
+    const forwardedFor = request.headers.get('x-forwarded-for');
+    if (forwardedFor !== null || socketAddress === undefined) return clientIp(socketAddress, forwardedFor, options.trustedProxies);
+    let ip = peerMemo.get(socketAddress);
+    if (ip === undefined && !peerMemo.has(socketAddress)) {
+      ip = clientIp(socketAddress, null, options.trustedProxies);
+      if (peerMemo.size >= PEER_MEMO_MAX_ENTRIES) peerMemo.clear();
+      peerMemo.set(socketAddress, ip);
+    }
+    return ip;
+  };
   const recordOf = (request: Request, server: Server): RequestRecord => {
     let record = records.get(request);
     if (record === undefined) {
@@ -65,7 +108,7 @@ export function requestLogPlugin(options: RequestLogOptions) {
         id: requestIdFrom(request.headers.get(REQUEST_ID_HEADER)),
         startNs: Bun.nanoseconds(),
         // Read now: once the answer is sent the socket may be gone.
-        ip: clientIp(options.socketAddress(request, server), request.headers.get('x-forwarded-for'), options.trustedProxies),
+        ip: clientIpOf(request, server),
       };
       records.set(request, record);
     }
@@ -78,23 +121,17 @@ export function requestLogPlugin(options: RequestLogOptions) {
       const record = recordOf(request, (ctx as { server?: Server }).server ?? null);
       set.headers[REQUEST_ID_HEADER] = record.id;
       // At debug level, a request that never finishes still shows up.
-      options.logger.debug('request started', { method: request.method, path: new URL(request.url).pathname, request_id: record.id });
-    })
-    .mapResponse({ as: 'global' }, ({ request, responseValue, set }) => {
-      const record = records.get(request);
-      // The errors plugin answers with Response objects whose status set.status does not know.
-      if (record) record.status = responseValue instanceof Response ? responseValue.status : numericStatus(set.status);
+      if (options.logger.enabled('debug')) options.logger.debug('request started', { method: request.method, path: pathOf(ctx), request_id: record.id });
     })
     .onAfterResponse({ as: 'global' }, (ctx) => {
-      const { request, set } = ctx;
+      const { request } = ctx;
       const record = recordOf(request, null);
-      // Unknown routes skip mapResponse; the error they raised carries the status the envelope used.
-      const status = record.status ?? errorStatus((ctx as { error?: unknown }).error) ?? numericStatus(set.status);
       options.logger.info('request', {
         method: request.method,
-        // The pathname only: a query string may hold a secret someone pasted into a URL.
-        path: new URL(request.url).pathname,
-        status,
+        // The pathname only (Elysia's routing path, which stops before the query string): a query
+        // string may hold a secret someone pasted into a URL.
+        path: pathOf(ctx),
+        status: answeredStatus(ctx),
         duration_ms: Math.round(((Bun.nanoseconds() - record.startNs) / NANOSECONDS_PER_MS) * 100) / 100,
         request_id: record.id,
         ip: record.ip,

@@ -1,6 +1,6 @@
 /** Password rules and the bounded argon2id hasher. */
 import { describe, expect, it } from 'bun:test';
-import { isCommonPassword, passwordLength, passwordRuleViolation, PasswordHasher, MAX_CONCURRENT_HASHES } from '../../src/lib/password.ts';
+import { DEFAULT_HASH_COST, isCommonPassword, passwordLength, passwordRuleViolation, PasswordHasher, MAX_CONCURRENT_HASHES } from '../../src/lib/password.ts';
 import commonPasswordsText from '../../src/lib/data/common-passwords.txt' with { type: 'text' };
 
 describe('isCommonPassword', () => {
@@ -72,5 +72,16 @@ describe('PasswordHasher', () => {
   it('verifyDummy answers false after real work', async () => {
     const hasher = new PasswordHasher({ memoryCost: 256, timeCost: 1 });
     expect(await hasher.verifyDummy('anything-at-all')).toBe(false);
+  });
+
+  it('has a ready-made dummy hash for the default cost, made at exactly that cost', async () => {
+    const dummy = await new PasswordHasher().ensureDummyHash();
+    const { memoryCost, timeCost } = DEFAULT_HASH_COST;
+    expect(dummy).toStartWith(`$argon2id$v=19$m=${memoryCost},t=${timeCost},p=1$`);
+  });
+
+  it('hashes a fresh dummy for any other cost', async () => {
+    const dummy = await new PasswordHasher({ memoryCost: 256, timeCost: 1 }).ensureDummyHash();
+    expect(dummy).toStartWith('$argon2id$v=19$m=256,t=1,p=1$');
   });
 });
