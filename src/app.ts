@@ -97,5 +97,3 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
       throw notFound('Not found');
     }, { access: { limit: 'general' }, detail: { hide: true } });
 }
-
-export type App = ReturnType<typeof createApp>;
