@@ -60,6 +60,10 @@ describe('the compiled binary', () => {
 
     expect(await first.stop('SIGTERM')).toBe(0);
     expect(first.logs.map((line) => line.msg)).toContain('stopped');
+    // Every line on stdout is JSON (a log shipper's parser must never choke) and stderr stays empty:
+    // Elysia once printed a multi-line warning here about a minified hook it could not analyse.
+    expect(first.logs.filter((line) => line.msg === '(not JSON)')).toEqual([]);
+    expect(first.stderr).toBe('');
     // The WAL was folded into the database file: one self-contained file is left.
     expect(existsSync(join(dataDir, 'expose.db'))).toBe(true);
     expect(existsSync(join(dataDir, 'expose.db-wal'))).toBe(false);

@@ -72,13 +72,14 @@ export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, 
   const principals = new WeakMap<Request, Principal>();
   return new Elysia({ name: 'http.guard' }).macro({
     access: (access: Access) => ({
-      async transform(ctx) {
-        const context = ctx as unknown as GuardContext;
-        const { request, set } = context;
+      // An arrow, not a method: Elysia's static analysis of hook sources (Sucrose) misreads the
+      // parameter of a minified method (`transform(n){`) and prints a warning at every start.
+      transform: async (ctx) => {
+        const { request, set } = ctx;
         // Elysia answers with a status returned from a transform (its compiled and its dynamic handler
         // both check for one), though its types say a transform returns nothing.
         const refuse = (error: AppError) => status(error.status as 429, answerWith(set, error)) as unknown as void;
-        const peer = () => limiter.clientKey(socketAddress(request, context.server), request.headers.get('x-forwarded-for'));
+        const peer = () => limiter.clientKey(socketAddress(request, (ctx as unknown as GuardContext).server), request.headers.get('x-forwarded-for'));
         if ('limit' in access) {
           const refusal = limiter.refusal(access.limit, peer(), set.headers);
           if (refusal) return refuse(refusal);
@@ -93,7 +94,7 @@ export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, 
           if (access.auth === 'jwt' && principal.kind !== 'jwt') return refuse(forbidden());
           principals.set(request, principal);
         }
-        if (access.json) context.body = decodeJsonBody(context.body);
+        if (access.json) ctx.body = decodeJsonBody(ctx.body);
       },
       resolve: ({ request }) => ({ principal: principals.get(request)! }),
     }),
