@@ -50,15 +50,11 @@ export class Authenticator {
  */
 export type Access = { limit: LimitClass; json?: boolean } | { auth: 'jwt' | 'any'; json?: boolean };
 
-interface GuardContext {
-  request: Request;
-  body: unknown;
-  set: { headers: Record<string, unknown> };
-  server: { requestIP(request: Request): { address: string } | null } | null;
-}
+/** The part of Bun's server the guard uses: the peer address of a request (null under app.handle()). */
+type PeerServer = { requestIP(request: Request): { address: string } | null } | null;
 
 /** Identifies the caller's address for rate limiting; tests inject one since app.handle() has no socket. */
-export type SocketAddress = (request: Request, server: GuardContext['server']) => string | undefined;
+export type SocketAddress = (request: Request, server: PeerServer) => string | undefined;
 
 export const socketAddressFromServer: SocketAddress = (request, server) => server?.requestIP(request)?.address;
 
@@ -79,7 +75,7 @@ export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, 
         // Elysia answers with a status returned from a transform (its compiled and its dynamic handler
         // both check for one), though its types say a transform returns nothing.
         const refuse = (error: AppError) => status(error.status as 429, answerWith(set, error)) as unknown as void;
-        const peer = () => limiter.clientKey(socketAddress(request, (ctx as unknown as GuardContext).server), request.headers.get('x-forwarded-for'));
+        const peer = () => limiter.clientKey(socketAddress(request, (ctx as unknown as { server: PeerServer }).server), request.headers.get('x-forwarded-for'));
         if ('limit' in access) {
           const refusal = limiter.refusal(access.limit, peer(), set.headers);
           if (refusal) return refuse(refusal);
