@@ -11,11 +11,12 @@ import { JwtCodec } from './lib/jwt.ts';
 import type { Logger } from './lib/logger.ts';
 import { LoginBackoff } from './lib/login-backoff.ts';
 import { PasswordHasher } from './lib/password.ts';
-import { Authenticator, guardPlugin, socketAddressFromServer, type SocketAddress } from './http/auth.ts';
+import { Authenticator, guardPlugin } from './http/auth.ts';
 import { bodyPlugin } from './http/body.ts';
+import { ClientAddresses, type SocketAddress } from './http/client-address.ts';
 import { docsPlugin } from './http/docs.ts';
 import { errorsPlugin, notFound } from './http/errors.ts';
-import { requestLogPlugin } from './http/request-log.ts';
+import { RequestLog } from './http/request-log.ts';
 import { RateLimiter } from './http/rate-limit.ts';
 import { securityHeadersPlugin } from './http/security-headers.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
@@ -69,21 +70,19 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     {
       authPerMinute: deps.config.rateLimitAuth,
       apiPerMinute: deps.config.rateLimitApi,
-      trustedProxies: deps.config.trustedProxies,
     },
     services.clock,
   );
-  const guard = guardPlugin(
-    new Authenticator(services.sessions, services.apiKeys),
-    limiter,
-    deps.socketAddress ?? socketAddressFromServer,
-  );
+  // The listening server is the app's own, known once it listens.
+  const socketAddress: SocketAddress = deps.socketAddress ?? ((request) => app.server?.requestIP(request)?.address);
+  const requestLog = new RequestLog(deps.logger, new ClientAddresses(socketAddress, deps.config.trustedProxies));
+  const guard = guardPlugin(new Authenticator(services.sessions, services.apiKeys), limiter, (request) => requestLog.client(request));
   // Warm the dummy hash now, so the first login of an unknown email costs what any other does.
   void services.hasher.ensureDummyHash();
 
-  return new Elysia()
+  const app = new Elysia()
     .use(errorsPlugin(deps.logger))
-    .use(requestLogPlugin({ logger: deps.logger, trustedProxies: deps.config.trustedProxies, socketAddress: deps.socketAddress ?? socketAddressFromServer }))
+    .use(requestLog.plugin())
     .use(securityHeadersPlugin())
     .use(bodyPlugin())
     .use(docsPlugin())
@@ -96,4 +95,5 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     .all('/api/v1/*', () => {
       throw notFound('Not found');
     }, { access: { limit: 'general' }, detail: { hide: true } });
+  return app;
 }

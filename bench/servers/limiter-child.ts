@@ -1,12 +1,13 @@
 /**
  * Limiter memory child: feeds 1,000,000 distinct client addresses through a fresh RateLimiter (the
- * same clientKey + bucket path a request takes) and prints one `RESULT {json}` line with the memory
+ * same address lookup + bucket path a request takes) and prints one `RESULT {json}` line with the memory
  * it retains after a full GC. Its own process, so nothing else shares the heap being measured.
  *   bun bench/servers/limiter-child.ts <instant|spread>
  * `instant`: every address in the same millisecond (worst case: the store fills to its cap).
  * `spread`: 100,000 new addresses per second, as a sustained flood; full buckets are swept as it runs.
  */
 import { heapStats } from 'bun:jsc';
+import { ClientAddresses } from '../../src/http/client-address.ts';
 import { RateLimiter } from '../../src/http/rate-limit.ts';
 import { ManualClock } from '../../src/lib/clock.ts';
 
@@ -27,7 +28,12 @@ function settledMemory(): { heapBytes: number; rssBytes: number } {
 }
 
 const clock = new ManualClock(Date.now());
-const limiter = new RateLimiter({ authPerMinute: 10, apiPerMinute: 100, trustedProxies: [] }, clock);
+const limiter = new RateLimiter({ authPerMinute: 10, apiPerMinute: 100 }, clock);
+// One request object stands for every caller: the address comes from the socket-address hook, as
+// from a listener; the lookup's small memo of socket addresses fills and empties as it would.
+let current = '';
+const addresses = new ClientAddresses(() => current, []);
+const request = new Request('http://localhost/api/v1/anything');
 const before = settledMemory();
 const msPerAddress = 1000 / SPREAD_ADDRESSES_PER_SECOND;
 // The time includes making each address string (tens of ns); the memory is measured after a full GC.
@@ -36,7 +42,8 @@ let refused = 0;
 for (let i = 0; i < ADDRESSES; i++) {
   if (scenario === 'spread') clock.advance(msPerAddress);
   const headers: Record<string, unknown> = {};
-  const result = limiter.record('general', limiter.clientKey(ipv4(i), null), headers);
+  current = ipv4(i);
+  const result = limiter.record('general', addresses.of(request).key, headers);
   if (result && !result.allowed) refused++;
 }
 const nsPerRequest = (Bun.nanoseconds() - startedNs) / ADDRESSES;

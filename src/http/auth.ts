@@ -8,7 +8,8 @@ import { Elysia, status } from 'elysia';
 import { API_KEY_PREFIX } from '../lib/api-key.ts';
 import type { ApiKeyService } from '../modules/api-keys/service.ts';
 import type { SessionService } from '../modules/auth/sessions.ts';
-import { decodeJsonBody } from './body.ts';
+import { RejectedBody } from './body.ts';
+import type { ClientAddress } from './client-address.ts';
 import { answerWith, type AppError, forbidden, unauthorized } from './errors.ts';
 import type { LimitClass, RateLimiter } from './rate-limit.ts';
 
@@ -50,39 +51,30 @@ export class Authenticator {
  */
 export type Access = { limit: LimitClass; json?: boolean } | { auth: 'jwt' | 'any'; json?: boolean };
 
-/** The part of Bun's server the guard uses: the peer address of a request (null under app.handle()). */
-type PeerServer = { requestIP(request: Request): { address: string } | null } | null;
-
-/** Identifies the caller's address for rate limiting; tests inject one since app.handle() has no socket. */
-export type SocketAddress = (request: Request, server: PeerServer) => string | undefined;
-
-export const socketAddressFromServer: SocketAddress = (request, server) => server?.requestIP(request)?.address;
-
 /**
  * The `access` macro: add `{ access: { auth: 'jwt' } }` to a route to guard it.
  * Refusals (429, 401, 403) are returned as Elysia status answers rather than thrown: they are what a
  * flood receives, and a throw through the async hooks plus the error handler costs more than the
  * rest of the refusal. The answer is the one the errors plugin would give (`answerWith`).
  */
-export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, socketAddress: SocketAddress) {
+export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, clientOf: (request: Request) => ClientAddress) {
   const principals = new WeakMap<Request, Principal>();
   return new Elysia({ name: 'http.guard' }).macro({
     access: (access: Access) => ({
-      // An arrow, not a method: Elysia's static analysis of hook sources (Sucrose) misreads the
-      // parameter of a minified method (`transform(n){`) and prints a warning at every start.
-      transform: async (ctx) => {
-        const { request, set } = ctx;
+      // An arrow with a destructured context, not a method: Elysia reads hooks' source to decide what
+      // to prepare per request (its `sucrose`), and it misreads a minified method (`transform(n){`),
+      // or, handed a whole context, parses cookies, query and headers on every request.
+      transform: async ({ request, set, body }) => {
         // Elysia answers with a status returned from a transform (its compiled and its dynamic handler
         // both check for one), though its types say a transform returns nothing.
         const refuse = (error: AppError) => status(error.status as 429, answerWith(set, error)) as unknown as void;
-        const peer = () => limiter.clientKey(socketAddress(request, (ctx as unknown as { server: PeerServer }).server), request.headers.get('x-forwarded-for'));
         if ('limit' in access) {
-          const refusal = limiter.refusal(access.limit, peer(), set.headers);
+          const refusal = limiter.refusal(access.limit, clientOf(request).key, set.headers);
           if (refusal) return refuse(refusal);
         } else {
           const principal = await authenticator.authenticate(request.headers.get('authorization'));
           if (!principal) {
-            limiter.record('general', peer(), set.headers);
+            limiter.record('general', clientOf(request).key, set.headers);
             return refuse(unauthorized());
           }
           const refusal = limiter.refusal('general', `user:${principal.userId}`, set.headers);
@@ -90,7 +82,8 @@ export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, 
           if (access.auth === 'jwt' && principal.kind !== 'jwt') return refuse(forbidden());
           principals.set(request, principal);
         }
-        if (access.json) ctx.body = decodeJsonBody(ctx.body);
+        // The body was decoded as it was read; its error, if any, is answered only now.
+        if (access.json && body instanceof RejectedBody) throw body.error;
       },
       resolve: ({ request }) => ({ principal: principals.get(request)! }),
     }),

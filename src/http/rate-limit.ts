@@ -6,7 +6,6 @@
  */
 import type { Clock } from '../lib/clock.ts';
 import { BucketStore } from '../lib/bucket-store.ts';
-import { clientIp, rateLimitKey, type Cidr } from '../lib/client-ip.ts';
 import type { TakeResult } from '../lib/token-bucket.ts';
 import { AppError, MESSAGES } from './errors.ts';
 
@@ -20,7 +19,6 @@ export const RATE_WINDOW_MS = 60_000;
 export interface RateLimitSettings {
   authPerMinute: number;
   apiPerMinute: number;
-  trustedProxies: readonly Cidr[];
 }
 
 /** The 429 answer, with the honest wait until a token exists. */
@@ -43,11 +41,6 @@ export class RateLimiter {
       this.stores[cls] = new BucketStore({ name: cls, capacity: limits[cls], windowMs: RATE_WINDOW_MS });
       this.policies[cls] = `"${cls}";q=${limits[cls]};w=${RATE_WINDOW_MS / 1000}`;
     }
-  }
-
-  /** The bucket key of an anonymous caller: its address (IPv6 by /64), believing X-Forwarded-For only from trusted proxies. */
-  clientKey(socketAddress: string | undefined, forwardedFor: string | null): string {
-    return `ip:${rateLimitKey(clientIp(socketAddress, forwardedFor, this.settings.trustedProxies))}`;
   }
 
   /**

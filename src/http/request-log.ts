@@ -4,9 +4,8 @@
  * Never a header value, a query string or a body: those are where credentials travel.
  */
 import { Elysia, StatusMap } from 'elysia';
-import { clientIp, type Cidr } from '../lib/client-ip.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { SocketAddress } from './auth.ts';
+import type { ClientAddress, ClientAddresses } from './client-address.ts';
 
 /** The header that carries the id, in both directions. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -19,32 +18,16 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 const NANOSECONDS_PER_MS = 1e6;
 
-/**
- * Socket addresses whose canonical client address is remembered. A keep-alive client sends many
- * requests from one address, and parsing and formatting it each time is a measurable share of a
- * cheap request. The table is emptied when full, so a flood of new addresses cannot grow it.
- */
-const PEER_MEMO_MAX_ENTRIES = 1024;
-
 /** The incoming id when it is safe to reuse, else a fresh UUID. */
 export function requestIdFrom(incoming: string | null): string {
   return incoming !== null && SAFE_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
 }
 
-/** What the plugin needs; the same socket-address hook as the guard, so tests can inject a peer. */
-export interface RequestLogOptions {
-  logger: Logger;
-  trustedProxies: readonly Cidr[];
-  socketAddress: SocketAddress;
-}
-
 interface RequestRecord {
   id: string;
   startNs: number;
-  ip: string | undefined;
+  client: ClientAddress;
 }
-
-type Server = Parameters<SocketAddress>[1];
 
 function numericStatus(status: number | string | undefined): number {
   if (typeof status === 'number') return status;
@@ -52,13 +35,22 @@ function numericStatus(status: number | string | undefined): number {
 }
 
 /**
- * The request's path without the query string, as Elysia routed it (Bun has already resolved `.` and
- * `..` segments). Elysia computes it for every request, though its types leave it out of onRequest's
- * context; parsing the URL again cost a visible share of a cheap request. A `#fragment`, which no
- * browser sends but a raw client may, is cut as `new URL()` would: it could carry a secret too.
+ * What the hooks read from Elysia's context. `path` and `error` are there at run time though Elysia's
+ * types for these hooks leave them out, hence optional.
  */
-function pathOf(ctx: object): string {
-  const path = (ctx as { path: string }).path;
+interface HookContext {
+  request: Request;
+  set: { headers: Record<string, unknown>; status?: number | string };
+  path?: string;
+}
+
+/**
+ * The request's path without the query string, as Elysia routed it (Bun has already resolved `.` and
+ * `..` segments); parsing the URL again cost a visible share of a cheap request. A `#fragment`, which
+ * no browser sends but a raw client may, is cut as `new URL()` would: it could carry a secret too.
+ */
+function pathOf(request: Request, routed: string | undefined): string {
+  const path = routed ?? new URL(request.url).pathname;
   const hashAt = path.indexOf('#');
   return hashAt === -1 ? path : path.slice(0, hashAt);
 }
@@ -75,66 +67,70 @@ function errorStatus(error: unknown): number | undefined {
  * plugin's envelopes and the guard's refusals included, went out with `set.status`. Should an error
  * have ended the request with `set.status` never moved from 200, the error carries the status.
  */
-function answeredStatus(ctx: { set: { status?: number | string }; responseValue?: unknown; error?: unknown }): number {
-  if (ctx.responseValue instanceof Response) return ctx.responseValue.status;
-  const status = numericStatus(ctx.set.status);
-  return status === 200 && ctx.error !== undefined ? (errorStatus(ctx.error) ?? status) : status;
+function answeredStatus(set: { status?: number | string }, responseValue: unknown, error: unknown): number {
+  if (responseValue instanceof Response) return responseValue.status;
+  const status = numericStatus(set.status);
+  return status === 200 && error !== undefined ? (errorStatus(error) ?? status) : status;
 }
 
 /**
- * The request-id and access-log plugin. Use it right after the errors plugin: its hooks are global, and
- * the status is read from the final answer (error envelopes included), not from the route's intent.
+ * The request ids and the access log. `plugin()` goes right after the errors plugin: its hooks are
+ * global, and the status is read from the final answer (error envelopes included), not from the
+ * route's intent. The caller's address is read once, when the request arrives, for the log and for
+ * the rate limiter alike (`client()`).
  */
-export function requestLogPlugin(options: RequestLogOptions) {
-  const records = new WeakMap<Request, RequestRecord>();
-  // Only for requests without X-Forwarded-For: then the answer depends on the socket address alone.
-  const peerMemo = new Map<string, string | undefined>();
-  const clientIpOf = (request: Request, server: Server): string | undefined => {
-    const socketAddress = options.socketAddress(request, server);
-    const forwardedFor = request.headers.get('x-forwarded-for');
-    if (forwardedFor !== null || socketAddress === undefined) return clientIp(socketAddress, forwardedFor, options.trustedProxies);
-    let ip = peerMemo.get(socketAddress);
-    if (ip === undefined && !peerMemo.has(socketAddress)) {
-      ip = clientIp(socketAddress, null, options.trustedProxies);
-      if (peerMemo.size >= PEER_MEMO_MAX_ENTRIES) peerMemo.clear();
-      peerMemo.set(socketAddress, ip);
-    }
-    return ip;
-  };
-  const recordOf = (request: Request, server: Server): RequestRecord => {
-    let record = records.get(request);
+export class RequestLog {
+  private readonly records = new WeakMap<Request, RequestRecord>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly addresses: ClientAddresses,
+  ) {}
+
+  /** The caller of a request in flight. */
+  client(request: Request): ClientAddress {
+    return this.records.get(request)?.client ?? this.addresses.of(request);
+  }
+
+  private recordOf(request: Request): RequestRecord {
+    let record = this.records.get(request);
     if (record === undefined) {
       record = {
         id: requestIdFrom(request.headers.get(REQUEST_ID_HEADER)),
         startNs: Bun.nanoseconds(),
-        // Read now: once the answer is sent the socket may be gone.
-        ip: clientIpOf(request, server),
+        client: this.addresses.of(request),
       };
-      records.set(request, record);
+      this.records.set(request, record);
     }
     return record;
-  };
+  }
 
-  return new Elysia({ name: 'http.request-log' })
-    .onRequest((ctx) => {
-      const { request, set } = ctx;
-      const record = recordOf(request, (ctx as { server?: Server }).server ?? null);
-      set.headers[REQUEST_ID_HEADER] = record.id;
-      // At debug level, a request that never finishes still shows up.
-      if (options.logger.enabled('debug')) options.logger.debug('request started', { method: request.method, path: pathOf(ctx), request_id: record.id });
-    })
-    .onAfterResponse({ as: 'global' }, (ctx) => {
-      const { request } = ctx;
-      const record = recordOf(request, null);
-      options.logger.info('request', {
-        method: request.method,
-        // The pathname only (Elysia's routing path, which stops before the query string): a query
-        // string may hold a secret someone pasted into a URL.
-        path: pathOf(ctx),
-        status: answeredStatus(ctx),
-        duration_ms: Math.round(((Bun.nanoseconds() - record.startNs) / NANOSECONDS_PER_MS) * 100) / 100,
-        request_id: record.id,
-        ip: record.ip,
+  /**
+   * The hooks. Their context is destructured, not passed around: Elysia reads the hooks' source to
+   * decide what to prepare for every request (`sucrose`), and a whole context handed to a function
+   * makes it parse cookies, query and headers on every request for nothing.
+   */
+  plugin() {
+    const { logger } = this;
+    return new Elysia({ name: 'http.request-log' })
+      .onRequest(({ request, set, path }: HookContext) => {
+        const record = this.recordOf(request);
+        set.headers[REQUEST_ID_HEADER] = record.id;
+        // At debug level, a request that never finishes still shows up.
+        if (logger.enabled('debug')) logger.debug('request started', { method: request.method, path: pathOf(request, path), request_id: record.id });
+      })
+      .onAfterResponse({ as: 'global' }, ({ request, set, path, responseValue, error }: HookContext & { responseValue?: unknown; error?: unknown }) => {
+        const record = this.recordOf(request);
+        logger.info('request', {
+          method: request.method,
+          // The pathname only (Elysia's routing path, which stops before the query string): a query
+          // string may hold a secret someone pasted into a URL.
+          path: pathOf(request, path),
+          status: answeredStatus(set, responseValue, error),
+          duration_ms: Math.round(((Bun.nanoseconds() - record.startNs) / NANOSECONDS_PER_MS) * 100) / 100,
+          request_id: record.id,
+          ip: record.client.ip,
+        });
       });
-    });
+  }
 }
