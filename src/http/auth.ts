@@ -18,6 +18,10 @@ export type Principal =
   | { kind: 'jwt'; userId: string; sessionId: string }
   | { kind: 'api_key'; userId: string; keyId: string };
 
+// The guard's refusals: made once, answered many times (a flood receives them).
+const UNAUTHORIZED = unauthorized();
+const FORBIDDEN = forbidden();
+
 /** Longest Authorization header value worth looking at; a JWT of ours is ~250 characters. */
 const MAX_CREDENTIAL_LENGTH = 4096;
 
@@ -75,11 +79,11 @@ export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, 
           const principal = await authenticator.authenticate(request.headers.get('authorization'));
           if (!principal) {
             limiter.record('general', clientOf(request).key, set.headers);
-            return refuse(unauthorized());
+            return refuse(UNAUTHORIZED);
           }
           const refusal = limiter.refusal('general', `user:${principal.userId}`, set.headers);
           if (refusal) return refuse(refusal);
-          if (access.auth === 'jwt' && principal.kind !== 'jwt') return refuse(forbidden());
+          if (access.auth === 'jwt' && principal.kind !== 'jwt') return refuse(FORBIDDEN);
           principals.set(request, principal);
         }
         // The body was decoded as it was read; its error, if any, is answered only now.

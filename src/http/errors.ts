@@ -31,6 +31,8 @@ export type ErrorCode =
  */
 export class AppError extends Error {
   override name = 'AppError';
+  /** The envelope's JSON text, made once: the guard answers the same few refusals over and over. */
+  readonly body: string;
   constructor(
     readonly status: number,
     readonly code: ErrorCode,
@@ -42,6 +44,7 @@ export class AppError extends Error {
     Error.stackTraceLimit = 0;
     super(message);
     Error.stackTraceLimit = stackTraceLimit;
+    this.body = envelope(code, message);
   }
 }
 
@@ -88,7 +91,7 @@ export function answerWith(set: { status?: unknown; headers: Record<string, unkn
   set.status = error.status;
   Object.assign(set.headers, error.headers);
   set.headers['content-type'] = JSON_CONTENT_TYPE;
-  return envelope(error.code, error.message);
+  return error.body;
 }
 
 /** "email: Expected string" from TypeBox's first complaint; never echoes the value itself. */

@@ -26,6 +26,9 @@ export function rateLimited(retryAfterSeconds: number): AppError {
   return new AppError(429, 'rate_limited', MESSAGES.rateLimited, { 'Retry-After': String(retryAfterSeconds) });
 }
 
+/** The guard's 429; its Retry-After goes into the answer's headers separately. */
+const RATE_LIMITED = new AppError(429, 'rate_limited', MESSAGES.rateLimited);
+
 /** Buckets per class, and the headers that describe them. */
 export class RateLimiter {
   private readonly stores: Partial<Record<LimitClass, BucketStore>> = {};
@@ -44,12 +47,15 @@ export class RateLimiter {
   }
 
   /**
-   * Takes a token for `key` and writes the headers; returns the 429 to answer when the bucket is empty,
-   * undefined when the request may go on. Returned, not thrown: the guard answers it without a throw.
+   * Takes a token for `key` and writes the headers; returns the 429 to answer when the bucket is empty
+   * (Retry-After is written with the other headers), undefined when the request may go on. Returned,
+   * not thrown, and the same error every time: a flood receives it, so it costs no allocation.
    */
   refusal(cls: LimitClass, key: string, headers: Record<string, unknown>): AppError | undefined {
     const result = this.record(cls, key, headers);
-    return result && !result.allowed ? rateLimited(result.retryAfterSeconds) : undefined;
+    if (result === undefined || result.allowed) return undefined;
+    headers['retry-after'] = String(result.retryAfterSeconds);
+    return RATE_LIMITED;
   }
 
   /** Takes a token for `key` (the request counts) and writes the headers, without refusing. */

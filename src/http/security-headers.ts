@@ -14,9 +14,10 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 };
 
-/** Adds SECURITY_HEADERS to every answer, error answers included. */
+/**
+ * Adds SECURITY_HEADERS to every answer, error answers included. As Elysia's default headers, which it
+ * copies into each request's `set.headers` as it creates the context: no hook to call per request.
+ */
 export function securityHeadersPlugin() {
-  return new Elysia({ name: 'http.security-headers' }).onRequest(({ set }) => {
-    Object.assign(set.headers, SECURITY_HEADERS);
-  });
+  return new Elysia({ name: 'http.security-headers' }).headers(SECURITY_HEADERS);
 }

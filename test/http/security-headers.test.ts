@@ -11,11 +11,24 @@ describe('security headers', () => {
     ['GET', '/api/v1/users/me', 401],
     ['GET', '/nope', 404],
     ['POST', '/api/v1/auth/login', 400],
+    ['GET', '/docs/assets/swagger-ui.css', 200],
   ])('are on %s %s (%d)', async (method, path, status) => {
     const t = makeTestApp();
     const res = await t.request(method, path);
     expect(res.status).toBe(status);
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) expect(res.headers.get(name)).toBe(value);
+  });
+
+  it('are on answers refused before any route runs (413) and on 429s', async () => {
+    const t = makeTestApp({ EXPOSE_RATE_LIMIT_API: '1' });
+    const tooLarge = await t.request('POST', '/api/v1/auth/login', { headers: { 'content-type': 'application/json', 'content-length': String(1024 * 1024) }, body: '{}' });
+    expect(tooLarge.status).toBe(413);
+    await t.request('GET', '/api/v1/nope');
+    const limited = await t.request('GET', '/api/v1/nope');
+    expect(limited.status).toBe(429);
+    for (const res of [tooLarge, limited]) {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) expect(res.headers.get(name)).toBe(value);
+    }
   });
 
   it('let the docs page load only from this server', () => {
