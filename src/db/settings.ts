@@ -8,12 +8,15 @@ const GENERATED_SECRET_BYTES = 32;
 
 /**
  * The JWT secret: the configured one, else the one generated on first start and kept in the database
- * (so restarts keep sessions valid). Insert-or-ignore then read back, so two processes racing on a
- * fresh database still agree on one secret.
+ * (so restarts keep sessions valid). Read first: every later start then takes no write lock. On a
+ * fresh database, insert-or-ignore then read back, so two processes racing there agree on one secret.
  */
 export function resolveJwtSecret(db: Db, configured: string | undefined): string {
   if (configured !== undefined) return configured;
+  const stored = () => db.select().from(settings).where(eq(settings.key, JWT_SECRET_KEY)).get()?.value;
+  const existing = stored();
+  if (existing !== undefined) return existing;
   const generated = Buffer.from(crypto.getRandomValues(new Uint8Array(GENERATED_SECRET_BYTES))).toString('base64url');
   db.insert(settings).values({ key: JWT_SECRET_KEY, value: generated }).onConflictDoNothing().run();
-  return db.select().from(settings).where(eq(settings.key, JWT_SECRET_KEY)).get()!.value;
+  return stored()!;
 }

@@ -3,7 +3,10 @@ import { describe, expect, it } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDb } from '../../src/db/client.ts';
+import { Database } from 'bun:sqlite';
+import { drizzle } from 'drizzle-orm/bun-sqlite';
+import { openDb, type Db } from '../../src/db/client.ts';
+import * as schema from '../../src/db/schema.ts';
 import { migrate, MIGRATION_COUNT } from '../../src/db/migrate.ts';
 import { resolveJwtSecret } from '../../src/db/settings.ts';
 
@@ -29,6 +32,26 @@ describe('resolveJwtSecret', () => {
       migrate(second.db);
       expect(resolveJwtSecret(second.db, undefined)).toBe(secret);
       second.sqlite.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('only reads once the secret exists: a restart takes no write lock for it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'expose-secret-'));
+    try {
+      const path = join(dir, 'expose.db');
+      const first = openDb(path);
+      migrate(first.db);
+      const secret = resolveJwtSecret(first.db, undefined);
+      first.sqlite.close();
+      // A read-only connection refuses any write, even an insert that would be ignored.
+      const readOnly = new Database(path, { readonly: true });
+      try {
+        expect(resolveJwtSecret(drizzle(readOnly, { schema }) as Db, undefined)).toBe(secret);
+      } finally {
+        readOnly.close();
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -4,6 +4,7 @@ import { ChangeWatch, GenerationCache } from '../../db/change-watch.ts';
 import type { Db } from '../../db/client.ts';
 import { apiKeys } from '../../db/schema.ts';
 import { type Clock, rfc3339, unixSeconds } from '../../lib/clock.ts';
+import { lazy } from '../../lib/lazy.ts';
 import { apiKeyPrefix, generateApiKey, hashApiKey, isWellFormedApiKey } from '../../lib/api-key.ts';
 import { AppError, MESSAGES, notFound, validationError } from '../../http/errors.ts';
 
@@ -72,16 +73,20 @@ export class ApiKeyService {
     private readonly maxKeysPerUser: number,
   ) {
     // Hot path: every key-authenticated request runs this lookup by the unique hash index.
-    this.findByHash = db
-      .select({ id: apiKeys.id, userId: apiKeys.userId, lastUsedAt: apiKeys.lastUsedAt })
-      .from(apiKeys)
-      .where(eq(apiKeys.keyHash, sql.placeholder('hash')))
-      .prepare();
-    this.touch = db
-      .update(apiKeys)
-      .set({ lastUsedAt: sql`${sql.placeholder('now')}` })
-      .where(eq(apiKeys.id, sql.placeholder('id')))
-      .prepare();
+    this.findByHash = lazy(() =>
+      db
+        .select({ id: apiKeys.id, userId: apiKeys.userId, lastUsedAt: apiKeys.lastUsedAt })
+        .from(apiKeys)
+        .where(eq(apiKeys.keyHash, sql.placeholder('hash')))
+        .prepare(),
+    );
+    this.touch = lazy(() =>
+      db
+        .update(apiKeys)
+        .set({ lastUsedAt: sql`${sql.placeholder('now')}` })
+        .where(eq(apiKeys.id, sql.placeholder('id')))
+        .prepare(),
+    );
     this.watch = ChangeWatch.of(db.$client);
     this.knownKeys = new GenerationCache(this.watch, KNOWN_KEYS_CACHE_MAX);
   }
@@ -145,7 +150,7 @@ export class ApiKeyService {
     let key = this.knownKeys.get(presented);
     if (key === undefined) {
       if (!isWellFormedApiKey(presented)) return null;
-      const row = this.findByHash.get({ hash: hashApiKey(presented) });
+      const row = this.findByHash().get({ hash: hashApiKey(presented) });
       if (!row) return null;
       key = { userId: row.userId, keyId: row.id, lastUsedAt: row.lastUsedAt };
       this.knownKeys.set(presented, key);
@@ -154,7 +159,7 @@ export class ApiKeyService {
     if (key.lastUsedAt === null || now - key.lastUsedAt >= LAST_USED_WRITE_INTERVAL_SECONDS) {
       const { keyId } = key;
       // Our own write, already mirrored in the cache: it need not empty the caches of this connection.
-      this.watch.ownWrite(generation, () => this.touch.run({ id: keyId, now }));
+      this.watch.ownWrite(generation, () => this.touch().run({ id: keyId, now }));
       key.lastUsedAt = now;
     }
     return { userId: key.userId, keyId: key.keyId };

@@ -9,6 +9,7 @@ import type { Db } from '../../db/client.ts';
 import { sessions } from '../../db/schema.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { unixSeconds } from '../../lib/clock.ts';
+import { lazy } from '../../lib/lazy.ts';
 import { JWT_TTL_SECONDS, type JwtCodec } from '../../lib/jwt.ts';
 
 /** Live sessions remembered (session id -> user id); at the cap the cache starts again empty. */
@@ -32,11 +33,7 @@ export class SessionService {
     private readonly clock: Clock,
   ) {
     // Hot path: every JWT-authenticated request runs this one indexed lookup.
-    this.findSession = db
-      .select({ userId: sessions.userId })
-      .from(sessions)
-      .where(eq(sessions.id, sql.placeholder('id')))
-      .prepare();
+    this.findSession = lazy(() => db.select({ userId: sessions.userId }).from(sessions).where(eq(sessions.id, sql.placeholder('id'))).prepare());
     this.liveSessions = new GenerationCache(ChangeWatch.of(db.$client), LIVE_SESSIONS_CACHE_MAX);
   }
 
@@ -57,7 +54,7 @@ export class SessionService {
     this.liveSessions.sync();
     let userId = this.liveSessions.get(claims.jti);
     if (userId === undefined) {
-      const row = this.findSession.get({ id: claims.jti });
+      const row = this.findSession().get({ id: claims.jti });
       if (!row) return null;
       userId = row.userId;
       this.liveSessions.set(claims.jti, userId);

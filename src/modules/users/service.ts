@@ -4,6 +4,7 @@ import { ChangeWatch, GenerationCache } from '../../db/change-watch.ts';
 import type { Db } from '../../db/client.ts';
 import { sessions, users } from '../../db/schema.ts';
 import { type Clock, rfc3339, unixSeconds } from '../../lib/clock.ts';
+import { lazy } from '../../lib/lazy.ts';
 import { normaliseEmail, EMAIL_MAX_LENGTH } from '../../lib/email.ts';
 import { passwordRuleViolation, type PasswordHasher } from '../../lib/password.ts';
 import { AppError, MESSAGES, unauthorized, validationError, weakPassword } from '../../http/errors.ts';
@@ -48,14 +49,14 @@ export class UserService {
     private readonly hasher: PasswordHasher,
     private readonly passwordMinLength: number,
   ) {
-    this.findById = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare();
-    this.findByEmail = db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare();
+    this.findById = lazy(() => db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare());
+    this.findByEmail = lazy(() => db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare());
     this.views = new GenerationCache(ChangeWatch.of(db.$client), VIEW_CACHE_MAX);
   }
 
   /** The account `id`, if it exists. */
   get(id: string): UserRow | undefined {
-    return this.findById.get({ id });
+    return this.findById().get({ id });
   }
 
   /** The public view of account `id`, if it exists: the hot path of GET /users/me, served from memory while nothing changed. */
@@ -63,7 +64,7 @@ export class UserService {
     this.views.sync();
     let view = this.views.get(id);
     if (view === undefined) {
-      const row = this.findById.get({ id });
+      const row = this.findById().get({ id });
       if (!row) return undefined;
       view = toUserView(row);
       this.views.set(id, view);
@@ -73,7 +74,7 @@ export class UserService {
 
   /** The account with the normalised `email`, if it exists. */
   getByEmail(email: string): UserRow | undefined {
-    return this.findByEmail.get({ email });
+    return this.findByEmail().get({ email });
   }
 
   /**
