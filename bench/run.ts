@@ -49,12 +49,24 @@ if (only.has('P1') || only.has('P2') || only.has('P3')) {
       log('P1/P2: API key and JWT GET /api/v1/users/me against hello...');
       const targets: Target[] = [
         { name: 'hello', url: `${server.helloUrl}/hello`, expectStatus: 200 },
+        { name: 'hello_headers', url: `${server.helloUrl}/hello-headers`, expectStatus: 200 },
         { name: 'api_key_me', url: `${server.appUrl}/api/v1/users/me`, headers: { authorization: `Bearer ${server.info.apiKey}` }, expectStatus: 200 },
         { name: 'jwt_me', url: `${server.appUrl}/api/v1/users/me`, headers: { authorization: `Bearer ${server.info.token}` }, expectStatus: 200 },
       ];
       const t = await compareThroughput(server, targets, throughputOptions);
       results.throughput = t;
       const hello = t.targets.hello!;
+      const floor = t.targets.hello_headers!;
+      rows.push({
+        id: 'floor',
+        what: "hello with the product's answer headers ÷ hello (req/s)",
+        product: `${floor.rps} req/s (${floor.cpuUsPerRequest} µs CPU/req)`,
+        baseline: `${hello.rps} req/s (${hello.cpuUsPerRequest} µs CPU/req)`,
+        ratio: t.ratios.hello_headers!.rps,
+        goal: '',
+        met: null,
+        note: `the most any product answer can reach: security headers and a request id, nothing else; CPU-time ratio ${t.ratios.hello_headers!.cpu}`,
+      });
       for (const [id, name, goal] of [['P1', 'api_key_me', 0.8], ['P2', 'jwt_me', 0.7]] as const) {
         const target = t.targets[name]!;
         rows.push({

@@ -13,6 +13,7 @@ import { loadConfig } from '../../src/config.ts';
 import { openDb } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { resolveJwtSecret } from '../../src/db/settings.ts';
+import { SECURITY_HEADERS } from '../../src/http/security-headers.ts';
 import { createLogger } from '../../src/lib/logger.ts';
 
 /** What the parent reads from the READY line. */
@@ -53,6 +54,13 @@ const findHash = raw.prepare<{ password_hash: string }, [string]>('SELECT passwo
 
 const hello = new Elysia()
   .get('/hello', () => ({ message: 'Hello, world' }))
+  // The floor under any answer of the product: hello with the headers every product answer carries
+  // (the security headers and a request id). What the product spends beyond this is its own work.
+  .get('/hello-headers', ({ set }) => {
+    Object.assign(set.headers, SECURITY_HEADERS);
+    set.headers['x-request-id'] = crypto.randomUUID();
+    return { message: 'Hello, world' };
+  })
   .post('/login-baseline', async ({ body, set }) => {
     const { email, password } = body as { email: string; password: string };
     const row = findHash.get(email);
