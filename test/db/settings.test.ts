@@ -18,33 +18,34 @@ describe('resolveJwtSecret', () => {
     expect(sqlite.query('SELECT count(*) AS n FROM settings').get()).toEqual({ n: 0 });
   });
 
-  it('generates 32 random bytes once and keeps them across restarts', () => {
+  /** A database file in a fresh directory, first started (opened, migrated, secret generated) and closed. */
+  function withStartedDatabase(run: (path: string, secret: string) => void): void {
     const dir = mkdtempSync(join(tmpdir(), 'expose-secret-'));
     try {
       const path = join(dir, 'expose.db');
       const first = openDb(path);
       migrate(first.db);
       const secret = resolveJwtSecret(first.db, undefined);
-      expect(Buffer.from(secret, 'base64url').length).toBe(32);
       expect(resolveJwtSecret(first.db, undefined)).toBe(secret);
       first.sqlite.close();
+      run(path, secret);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('generates 32 random bytes once and keeps them across restarts', () => {
+    withStartedDatabase((path, secret) => {
+      expect(Buffer.from(secret, 'base64url').length).toBe(32);
       const second = openDb(path);
       migrate(second.db);
       expect(resolveJwtSecret(second.db, undefined)).toBe(secret);
       second.sqlite.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('only reads once the secret exists: a restart takes no write lock for it', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'expose-secret-'));
-    try {
-      const path = join(dir, 'expose.db');
-      const first = openDb(path);
-      migrate(first.db);
-      const secret = resolveJwtSecret(first.db, undefined);
-      first.sqlite.close();
+    withStartedDatabase((path, secret) => {
       // A read-only connection refuses any write, even an insert that would be ignored.
       const readOnly = new Database(path, { readonly: true });
       try {
@@ -52,9 +53,7 @@ describe('resolveJwtSecret', () => {
       } finally {
         readOnly.close();
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
