@@ -8,7 +8,7 @@ import { Elysia, status } from 'elysia';
 import { API_KEY_PREFIX } from '../lib/api-key.ts';
 import type { ApiKeyService } from '../modules/api-keys/service.ts';
 import type { SessionService } from '../modules/auth/sessions.ts';
-import { RejectedBody } from './body.ts';
+import { decodeJsonBody } from './body.ts';
 import type { ClientAddress } from './client-address.ts';
 import { answerWith, type AppError, forbidden, unauthorized } from './errors.ts';
 import type { LimitClass, RateLimiter } from './rate-limit.ts';
@@ -55,6 +55,12 @@ export class Authenticator {
  */
 export type Access = { limit: LimitClass; json?: boolean } | { auth: 'jwt' | 'any'; json?: boolean };
 
+/** What the guard reads from Elysia's context. */
+interface GuardContext {
+  request: Request;
+  set: { status?: unknown; headers: Record<string, unknown> };
+}
+
 /**
  * The `access` macro: add `{ access: { auth: 'jwt' } }` to a route to guard it.
  * Refusals (429, 401, 403) are returned as Elysia status answers rather than thrown: they are what a
@@ -64,32 +70,41 @@ export type Access = { limit: LimitClass; json?: boolean } | { auth: 'jwt' | 'an
 export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, clientOf: (request: Request) => ClientAddress) {
   const principals = new WeakMap<Request, Principal>();
   return new Elysia({ name: 'http.guard' }).macro({
-    access: (access: Access) => ({
-      // An arrow with a destructured context, not a method: Elysia reads hooks' source to decide what
-      // to prepare per request (its `sucrose`), and it misreads a minified method (`transform(n){`),
-      // or, handed a whole context, parses cookies, query and headers on every request.
-      transform: async ({ request, set, body }) => {
-        // Elysia answers with a status returned from a transform (its compiled and its dynamic handler
-        // both check for one), though its types say a transform returns nothing.
+    access: (access: Access) => {
+      // Arrows with a destructured context, not methods: Elysia reads hooks' source to decide what to
+      // prepare per request (its `sucrose`). It misreads a minified method (`transform(n){`), and a
+      // hook handed the whole context makes it parse cookies, query and headers on every request.
+      // Elysia answers with a status returned from a transform (its compiled and its dynamic handler
+      // both check for one), though its types say a transform returns nothing.
+      const check = async ({ request, set }: GuardContext): Promise<void> => {
         const refuse = (error: AppError) => status(error.status as 429, answerWith(set, error)) as unknown as void;
         if ('limit' in access) {
           const refusal = limiter.refusal(access.limit, clientOf(request).key, set.headers);
           if (refusal) return refuse(refusal);
-        } else {
-          const principal = await authenticator.authenticate(request.headers.get('authorization'));
-          if (!principal) {
-            limiter.record('general', clientOf(request).key, set.headers);
-            return refuse(UNAUTHORIZED);
-          }
-          const refusal = limiter.refusal('general', `user:${principal.userId}`, set.headers);
-          if (refusal) return refuse(refusal);
-          if (access.auth === 'jwt' && principal.kind !== 'jwt') return refuse(FORBIDDEN);
-          principals.set(request, principal);
+          return;
         }
-        // The body was decoded as it was read; its error, if any, is answered only now.
-        if (access.json && body instanceof RejectedBody) throw body.error;
-      },
-      resolve: ({ request }) => ({ principal: principals.get(request)! }),
-    }),
+        const principal = await authenticator.authenticate(request.headers.get('authorization'));
+        if (!principal) {
+          limiter.record('general', clientOf(request).key, set.headers);
+          return refuse(UNAUTHORIZED);
+        }
+        const refusal = limiter.refusal('general', `user:${principal.userId}`, set.headers);
+        if (refusal) return refuse(refusal);
+        if (access.auth === 'jwt' && principal.kind !== 'jwt') return refuse(FORBIDDEN);
+        principals.set(request, principal);
+      };
+      // Routes with a JSON body decode it only once the caller has passed: nobody gets the server to
+      // parse JSON without a token to spend. These routes write the body back into the context, so
+      // they pay for the whole-context preparation; none of them is a hot read.
+      const checkThenDecode = async (ctx: GuardContext & { body: unknown }): Promise<void> => {
+        const refusal = await check(ctx);
+        if (refusal !== undefined) return refusal;
+        ctx.body = decodeJsonBody(ctx.body);
+      };
+      return {
+        transform: access.json ? checkThenDecode : check,
+        resolve: ({ request }) => ({ principal: principals.get(request)! }),
+      };
+    },
   });
 }

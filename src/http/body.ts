@@ -1,7 +1,7 @@
 /**
- * Request bodies: refused over 64 KiB before anything reads them, then read and decoded as JSON by a
- * global parse hook. A body that is not JSON does not answer from there: its error is kept in a
- * RejectedBody and answered by the route's guard at the body step, after the credential.
+ * Request bodies: refused over 64 KiB before anything reads them, read as raw text by a global parse
+ * hook (so a malformed body cannot answer before the credential is checked), and decoded as JSON only
+ * when the route's guard reaches the body step.
  */
 import { Elysia } from 'elysia';
 import { AppError } from './errors.ts';
@@ -9,9 +9,12 @@ import { AppError } from './errors.ts';
 /** The contract's body limit. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-/** What the parse hook leaves in `context.body` for a body it could not decode: the answer to give. */
-export class RejectedBody {
-  constructor(readonly error: AppError) {}
+/** What the parse hook leaves in `context.body` until the guard decodes it. */
+export class RawBody {
+  constructor(
+    readonly text: string,
+    readonly contentType: string,
+  ) {}
 }
 
 export const payloadTooLarge = () => new AppError(413, 'payload_too_large', `Request body must not exceed ${MAX_BODY_BYTES} bytes`);
@@ -30,35 +33,35 @@ async function readLimited(request: Request): Promise<string> {
 }
 
 /**
- * Decodes a body as a JSON object. An empty body is null (not undefined, which would send Elysia to
- * its own parsers; the route's schema then says the body is required); a non-JSON media type is
- * rejected with 415, broken JSON or anything but an object with 400.
+ * Decodes a RawBody as a JSON object. Empty bodies stay undefined (the route's schema then says what
+ * is required); non-JSON media types answer 415, broken JSON or anything but an object 400.
  */
-export function decodeJsonBody(text: string, contentType: string): object | null | RejectedBody {
-  if (text.length === 0) return null;
-  const mediaType = contentType.split(';', 1)[0]!.trim().toLowerCase();
+export function decodeJsonBody(body: unknown): unknown {
+  if (!(body instanceof RawBody)) return body;
+  if (body.text.length === 0) return undefined;
+  const mediaType = body.contentType.split(';', 1)[0]!.trim().toLowerCase();
   if (mediaType !== 'application/json') {
-    return new RejectedBody(new AppError(415, 'unsupported_media_type', 'Content-Type must be application/json'));
+    throw new AppError(415, 'unsupported_media_type', 'Content-Type must be application/json');
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(body.text);
   } catch {
-    return new RejectedBody(new AppError(400, 'validation_error', 'Request body is not valid JSON'));
+    throw new AppError(400, 'validation_error', 'Request body is not valid JSON');
   }
   // Every JSON route of the contract takes an object; say so plainly rather than "email is required".
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return new RejectedBody(new AppError(400, 'validation_error', 'Request body must be a JSON object'));
+    throw new AppError(400, 'validation_error', 'Request body must be a JSON object');
   }
   return value;
 }
 
-/** Global body handling: the size check on every request, and reading and decoding every body. */
+/** Global body handling: the size check on every request, and raw reading for every body. */
 export function bodyPlugin() {
   return new Elysia({ name: 'http.body' })
     .onRequest(({ request }) => {
       const declared = request.headers.get('content-length');
       if (declared !== null && Number(declared) > MAX_BODY_BYTES) throw payloadTooLarge();
     })
-    .onParse({ as: 'global' }, async ({ request, contentType }) => decodeJsonBody(await readLimited(request), contentType ?? ''));
+    .onParse({ as: 'global' }, async ({ request, contentType }) => new RawBody(await readLimited(request), contentType ?? ''));
 }

@@ -1,5 +1,5 @@
 /** GET /api/v1/users/me and PUT /api/v1/users/me/password. */
-import { describe, expect, it } from 'bun:test';
+import { describe, expect, it, spyOn } from 'bun:test';
 import { GOOD_PASSWORD, makeTestApp } from '../helpers/app.ts';
 
 const ME = '/api/v1/users/me';
@@ -102,6 +102,19 @@ describe('PUT /api/v1/users/me/password', () => {
     const t = makeTestApp();
     const res = await t.request('PUT', PASSWORD, { token: 'nope', body: 'x', headers: { 'content-type': 'text/plain' } });
     expect(res.status).toBe(401);
+  });
+
+  it('does not decode the JSON body of a caller without a valid credential', async () => {
+    const t = makeTestApp();
+    const body = JSON.stringify({ current_password: 'never parsed before the guard', new_password: 'x'.repeat(40) });
+    const parse = spyOn(JSON, 'parse');
+    try {
+      const res = await t.request('PUT', PASSWORD, { token: 'nope', body, headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBe(401);
+      expect(parse.mock.calls.filter(([text]) => text === body)).toEqual([]);
+    } finally {
+      parse.mockRestore();
+    }
   });
 });
 
