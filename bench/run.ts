@@ -108,11 +108,23 @@ if (only.has('P4')) {
   try {
     const targets: Target[] = [
       { name: 'hello', url: `${server.helloUrl}/hello`, expectStatus: 200 },
+      { name: 'hello_429', url: `${server.helloUrl}/hello-429`, expectStatus: 429 },
       { name: 'rate_limited', url: `${server.appUrl}/api/v1/users/me`, headers: { authorization: `Bearer ${server.info.apiKey}` }, expectStatus: 429 },
     ];
     const t = await compareThroughput(server, targets, throughputOptions);
     results.rateLimited = t;
     const target = t.targets.rate_limited!;
+    const floor = t.targets.hello_429!;
+    rows.push({
+      id: 'floor 429',
+      what: "hello answering the product's 429 (same headers, same envelope) ÷ hello (req/s)",
+      product: `${floor.rps} req/s (${floor.cpuUsPerRequest} µs CPU/req)`,
+      baseline: `${t.targets.hello!.rps} req/s (${t.targets.hello!.cpuUsPerRequest} µs CPU/req)`,
+      ratio: t.ratios.hello_429!.rps,
+      goal: '',
+      met: null,
+      note: `the most a 429 of the product can reach; CPU-time ratio ${t.ratios.hello_429!.cpu}`,
+    });
     rows.push({
       id: 'P4',
       what: '429 (API key, bucket empty) ÷ hello (req/s)',

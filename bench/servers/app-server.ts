@@ -61,6 +61,18 @@ const hello = new Elysia()
     set.headers['x-request-id'] = crypto.randomUUID();
     return { message: 'Hello, world' };
   })
+  // The same floor for a 429: the headers the product's 429 carries (those above, RateLimit and
+  // Retry-After) and its envelope, with no bucket, credential or log behind them.
+  .get('/hello-429', ({ set }) => {
+    Object.assign(set.headers, SECURITY_HEADERS);
+    set.headers['x-request-id'] = crypto.randomUUID();
+    set.headers['ratelimit-policy'] = '"general";q=1;w=60';
+    set.headers['ratelimit'] = '"general";r=0;t=42';
+    set.headers['retry-after'] = '42';
+    set.headers['content-type'] = 'application/json; charset=utf-8';
+    set.status = 429;
+    return '{"error":"rate_limited","message":"Too many requests, please try again later"}';
+  })
   .post('/login-baseline', async ({ body, set }) => {
     const { email, password } = body as { email: string; password: string };
     const row = findHash.get(email);
