@@ -13,7 +13,7 @@ import { ensureWrk } from './lib/wrk.ts';
 import { measureLimiterMemory } from './suites/limiter-memory.ts';
 import { measureLogin } from './suites/login.ts';
 import { measureStartup } from './suites/startup.ts';
-import { compareThroughput, type Target } from './suites/throughput.ts';
+import { compareThroughput, type Target, type ThroughputResult } from './suites/throughput.ts';
 import { formatTable, type Row } from './report.ts';
 
 const { values } = parseArgs({
@@ -41,6 +41,23 @@ const results: Record<string, unknown> = {
 const rows: Row[] = [];
 const log = (text: string) => process.stderr.write(`bench: ${text}\n`);
 
+/** A row comparing target `name` with hello; without `goal` it is a figure for context (a floor). */
+function throughputRow(t: ThroughputResult, id: string, what: string, name: string, goal: number | undefined, note: string): Row {
+  const target = t.targets[name]!;
+  const hello = t.targets.hello!;
+  const ratio = t.ratios[name]!;
+  return {
+    id,
+    what,
+    product: `${target.rps} req/s (${target.cpuUsPerRequest} µs CPU/req)`,
+    baseline: `${hello.rps} req/s (${hello.cpuUsPerRequest} µs CPU/req)`,
+    ratio: ratio.rps,
+    goal: goal === undefined ? '' : `≥ ${goal.toFixed(2)}`,
+    met: goal === undefined ? null : ratio.rps >= goal,
+    note: `${note}; CPU-time ratio ${ratio.cpu}`,
+  };
+}
+
 if (only.has('P1') || only.has('P2') || only.has('P3')) {
   // Rate limits off: P1/P2 measure the credential path, P3 must reach the hash on every login.
   const server = await startBenchServer({ EXPOSE_RATE_LIMIT_API: '0', EXPOSE_RATE_LIMIT_AUTH: '0' });
@@ -55,31 +72,9 @@ if (only.has('P1') || only.has('P2') || only.has('P3')) {
       ];
       const t = await compareThroughput(server, targets, throughputOptions);
       results.throughput = t;
-      const hello = t.targets.hello!;
-      const floor = t.targets.hello_headers!;
-      rows.push({
-        id: 'floor',
-        what: "hello with the product's answer headers ÷ hello (req/s)",
-        product: `${floor.rps} req/s (${floor.cpuUsPerRequest} µs CPU/req)`,
-        baseline: `${hello.rps} req/s (${hello.cpuUsPerRequest} µs CPU/req)`,
-        ratio: t.ratios.hello_headers!.rps,
-        goal: '',
-        met: null,
-        note: `the most any product answer can reach: security headers and a request id, nothing else; CPU-time ratio ${t.ratios.hello_headers!.cpu}`,
-      });
-      for (const [id, name, goal] of [['P1', 'api_key_me', 0.8], ['P2', 'jwt_me', 0.7]] as const) {
-        const target = t.targets[name]!;
-        rows.push({
-          id,
-          what: `${name === 'api_key_me' ? 'API key' : 'JWT'} GET /users/me ÷ hello (req/s)`,
-          product: `${target.rps} req/s (${target.cpuUsPerRequest} µs CPU/req)`,
-          baseline: `${hello.rps} req/s (${hello.cpuUsPerRequest} µs CPU/req)`,
-          ratio: t.ratios[name]!.rps,
-          goal: `≥ ${goal}`,
-          met: t.ratios[name]!.rps >= goal,
-          note: `CPU-time ratio ${t.ratios[name]!.cpu}; unexpected answers ${target.unexpected}`,
-        });
-      }
+      rows.push(throughputRow(t, 'floor', "hello with the product's answer headers ÷ hello (req/s)", 'hello_headers', undefined, 'the most any product answer can reach: security headers and a request id, nothing else'));
+      rows.push(throughputRow(t, 'P1', 'API key GET /users/me ÷ hello (req/s)', 'api_key_me', 0.8, `unexpected answers ${t.targets.api_key_me!.unexpected}`));
+      rows.push(throughputRow(t, 'P2', 'JWT GET /users/me ÷ hello (req/s)', 'jwt_me', 0.7, `unexpected answers ${t.targets.jwt_me!.unexpected}`));
     }
     if (only.has('P3')) {
       log('P3: login p50 against sqlite lookup + Bun.password.verify; concurrency 8 with peak memory...');
@@ -113,28 +108,8 @@ if (only.has('P4')) {
     ];
     const t = await compareThroughput(server, targets, throughputOptions);
     results.rateLimited = t;
-    const target = t.targets.rate_limited!;
-    const floor = t.targets.hello_429!;
-    rows.push({
-      id: 'floor 429',
-      what: "hello answering the product's 429 (same headers, same envelope) ÷ hello (req/s)",
-      product: `${floor.rps} req/s (${floor.cpuUsPerRequest} µs CPU/req)`,
-      baseline: `${t.targets.hello!.rps} req/s (${t.targets.hello!.cpuUsPerRequest} µs CPU/req)`,
-      ratio: t.ratios.hello_429!.rps,
-      goal: '',
-      met: null,
-      note: `the most a 429 of the product can reach; CPU-time ratio ${t.ratios.hello_429!.cpu}`,
-    });
-    rows.push({
-      id: 'P4',
-      what: '429 (API key, bucket empty) ÷ hello (req/s)',
-      product: `${target.rps} req/s (${target.cpuUsPerRequest} µs CPU/req)`,
-      baseline: `${t.targets.hello!.rps} req/s (${t.targets.hello!.cpuUsPerRequest} µs CPU/req)`,
-      ratio: t.ratios.rate_limited!.rps,
-      goal: '≥ 0.90',
-      met: t.ratios.rate_limited!.rps >= 0.9,
-      note: `CPU-time ratio ${t.ratios.rate_limited!.cpu}; non-429 answers ${target.unexpected} (refills)`,
-    });
+    rows.push(throughputRow(t, 'floor 429', "hello answering the product's 429 (same headers, same envelope) ÷ hello (req/s)", 'hello_429', undefined, 'the most a 429 of the product can reach'));
+    rows.push(throughputRow(t, 'P4', '429 (API key, bucket empty) ÷ hello (req/s)', 'rate_limited', 0.9, `non-429 answers ${t.targets.rate_limited!.unexpected} (refills)`));
   } finally {
     await server.close();
   }
