@@ -13,6 +13,7 @@ import { loadConfig } from '../../src/config.ts';
 import { openDb } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { resolveJwtSecret } from '../../src/db/settings.ts';
+import { MESSAGES } from '../../src/http/errors.ts';
 import { SECURITY_HEADERS } from '../../src/http/security-headers.ts';
 import { createLogger } from '../../src/lib/logger.ts';
 
@@ -52,6 +53,9 @@ const { key: apiKey } = services.apiKeys.create(user.id, 'bench key');
 const raw = new Database(config.dbPath, { readonly: true });
 const findHash = raw.prepare<{ password_hash: string }, [string]>('SELECT password_hash FROM users WHERE email = ?');
 
+// The body of the product's 429, from the product's own message, so the floor sends the same bytes.
+const RATE_LIMITED_ENVELOPE = JSON.stringify({ error: 'rate_limited', message: MESSAGES.rateLimited });
+
 const hello = new Elysia()
   .get('/hello', () => ({ message: 'Hello, world' }))
   // The floor under any answer of the product: hello with the headers every product answer carries
@@ -71,7 +75,7 @@ const hello = new Elysia()
     set.headers['retry-after'] = '42';
     set.headers['content-type'] = 'application/json; charset=utf-8';
     set.status = 429;
-    return '{"error":"rate_limited","message":"Too many requests, please try again later"}';
+    return RATE_LIMITED_ENVELOPE;
   })
   .post('/login-baseline', async ({ body, set }) => {
     const { email, password } = body as { email: string; password: string };
