@@ -11,7 +11,7 @@ import { JwtCodec } from './lib/jwt.ts';
 import type { Logger } from './lib/logger.ts';
 import { LoginBackoff } from './lib/login-backoff.ts';
 import { PasswordHasher } from './lib/password.ts';
-import { Authenticator, guardPlugin } from './http/auth.ts';
+import { guardPlugin } from './http/auth.ts';
 import { bodyPlugin } from './http/body.ts';
 import { ClientAddresses, type SocketAddress } from './http/client-address.ts';
 import { docsPlugin } from './http/docs.ts';
@@ -23,10 +23,13 @@ import { ApiKeyService } from './modules/api-keys/service.ts';
 import { apiKeyRoutes } from './modules/api-keys/index.ts';
 import { AuthService, type LoginThrottle } from './modules/auth/service.ts';
 import { authRoutes } from './modules/auth/index.ts';
+import { Authenticator } from './modules/auth/authenticator.ts';
 import { SessionService } from './modules/auth/sessions.ts';
 import { healthRoutes } from './modules/health/index.ts';
 import { UserService } from './modules/users/service.ts';
 import { userRoutes } from './modules/users/index.ts';
+import { tunnelRoutes } from './modules/tunnels/index.ts';
+import { NO_TUNNELS, type TunnelDirectory, TunnelService } from './modules/tunnels/service.ts';
 
 /** Everything the app needs from outside; tests pass an in-memory db, a manual clock, cheap hashing. */
 export interface AppDeps {
@@ -39,11 +42,19 @@ export interface AppDeps {
   hasher?: PasswordHasher;
   /** Where the caller's socket address comes from; tests inject one since app.handle() has no socket. */
   socketAddress?: SocketAddress;
+  /** The live tunnels, for the tunnels API (src/tunnel/relay.ts); none when the app runs without a relay. */
+  tunnels?: TunnelDirectory;
+  /** The rate limiter, when the caller shares it (the tunnel's connect route takes from the auth class). */
+  limiter?: RateLimiter;
+}
+
+/** The rate limiter the config asks for. */
+export function createLimiter(config: Config, clock: Clock = systemClock): RateLimiter {
+  return new RateLimiter({ authPerMinute: config.rateLimitAuth, apiPerMinute: config.rateLimitApi }, clock);
 }
 
 const NO_THROTTLE: LoginThrottle = {
-  check: () => ({ allowed: true, retryAfterSeconds: 0 }),
-  recordFailure: () => {},
+  reserve: () => ({ allowed: true, retryAfterSeconds: 0 }),
   recordSuccess: () => {},
 };
 
@@ -66,13 +77,7 @@ export type Services = ReturnType<typeof createServices>;
 
 /** Builds the application; `services` may be passed in when the caller (tests, CLI) needs the same instances. */
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
-  const limiter = new RateLimiter(
-    {
-      authPerMinute: deps.config.rateLimitAuth,
-      apiPerMinute: deps.config.rateLimitApi,
-    },
-    services.clock,
-  );
+  const limiter = deps.limiter ?? createLimiter(deps.config, services.clock);
   // The listening server is the app's own, known once it listens.
   const socketAddress: SocketAddress = deps.socketAddress ?? ((request) => app.server?.requestIP(request)?.address);
   const requestLog = new RequestLog(deps.logger, new ClientAddresses(socketAddress, deps.config.trustedProxies));
@@ -90,6 +95,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     .use(authRoutes(guard, services.auth))
     .use(userRoutes(guard, services.users))
     .use(apiKeyRoutes(guard, services.apiKeys))
+    .use(tunnelRoutes(guard, new TunnelService(deps.tunnels ?? NO_TUNNELS)))
     .use(guard)
     // Unknown /api/v1 routes and methods are general-class requests like any other: 429 before 404.
     .all('/api/v1/*', () => {

@@ -1,4 +1,6 @@
 /** Entry point of `expose-server` (and of `bun src/index.ts`): runs the command line and exits with its status. */
+// First, before anything imports Elysia: see the module's comment.
+import './production-mode.ts';
 import { runCli } from './cli/main.ts';
 
 /** Longest wait for output to drain once the command is done, before exiting anyway. */

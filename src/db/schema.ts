@@ -1,13 +1,22 @@
 /** Database tables (drizzle). Times are integer Unix seconds; ids are UUID strings. */
 import { sqliteTable, text, integer, index } from 'drizzle-orm/sqlite-core';
 
-/** Accounts. `email` is stored trimmed and lower-cased, so the unique index is case-insensitive in effect. */
+/**
+ * Accounts. `email` is stored trimmed, lower-cased and in Unicode NFC, so the unique index is
+ * case- and form-insensitive in effect. `disabledAt` is set by an operator (`user disable`): while it
+ * is, the account cannot log in and none of its keys or sessions authenticate.
+ *
+ * Deleting a row also deletes its sessions and API keys through triggers (drizzle/0001), not only
+ * through the foreign keys' cascades: a `sqlite3` shell has foreign keys off by default, and a
+ * credential must never outlive its user, whatever removed the row.
+ */
 export const users = sqliteTable('users', {
   id: text('id').primaryKey(),
   email: text('email').notNull().unique(),
   passwordHash: text('password_hash').notNull(),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
+  disabledAt: integer('disabled_at'),
 });
 
 /**

@@ -5,6 +5,7 @@
  */
 import { Elysia, StatusMap } from 'elysia';
 import type { Logger } from '../lib/logger.ts';
+import { redactCredentials } from '../lib/redact.ts';
 import type { ClientAddress, ClientAddresses } from './client-address.ts';
 
 /** The header that carries the id, in both directions. */
@@ -45,14 +46,14 @@ interface HookContext {
 }
 
 /**
- * The request's path without the query string, as Elysia routed it (Bun has already resolved `.` and
+ * The request's path without the query string or anything like a credential, as Elysia routed it (Bun has already resolved `.` and
  * `..` segments); parsing the URL again cost a visible share of a cheap request. A `#fragment`, which
  * no browser sends but a raw client may, is cut as `new URL()` would: it could carry a secret too.
  */
 function pathOf(request: Request, routed: string | undefined): string {
   const path = routed ?? new URL(request.url).pathname;
   const hashAt = path.indexOf('#');
-  return hashAt === -1 ? path : path.slice(0, hashAt);
+  return redactCredentials(hashAt === -1 ? path : path.slice(0, hashAt));
 }
 
 /** Status carried by an error Elysia saw (its NotFoundError, ValidationError, ... have one). */

@@ -21,6 +21,22 @@ export interface SessionClaims {
   exp: number;
 }
 
+const BASE64URL_SEGMENTS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * Whether `token` is three base64url segments in their one canonical spelling: no padding, no
+ * whitespace, and no stray bits in a segment's last character. Decoders forgive all three, so
+ * `<token>=`, a space inside the signature or a flipped low bit in its last character would verify
+ * as the same token: a token would have many spellings, each a different cache and log key.
+ */
+export function isCanonicalJwt(token: string): boolean {
+  if (!BASE64URL_SEGMENTS.test(token)) return false;
+  for (const segment of token.split('.')) {
+    if (Buffer.from(segment, 'base64url').toString('base64url') !== segment) return false;
+  }
+  return true;
+}
+
 /** Signs and verifies session tokens with one secret. */
 export class JwtCodec {
   private readonly key: Uint8Array;
@@ -55,6 +71,7 @@ export class JwtCodec {
   }
 
   private async verifySignature(token: string, nowSeconds: number): Promise<SessionClaims | null> {
+    if (!isCanonicalJwt(token)) return null;
     try {
       const { payload } = await jwtVerify(token, this.key, {
         algorithms: ['HS256'],

@@ -89,6 +89,19 @@ export class LoginBackoff {
     });
   }
 
+  /**
+   * Admits a login attempt and counts it as failed before its password is even checked; a success
+   * then clears the count (`recordSuccess`). Counting attempts in flight is what makes the rule hold
+   * under concurrency: checking first and counting after the ~100 ms hash let every attempt of a
+   * burst pass the gate. A burst of any size thus gets at most BACKOFF_START_FAILURES verifications
+   * before the lock, and one more per lockout period after it.
+   */
+  reserve(account: string, nowMs: number): BackoffCheck {
+    const gate = this.check(account, nowMs);
+    if (gate.allowed) this.recordFailure(account, nowMs);
+    return gate;
+  }
+
   /** A successful login: the count starts again from zero. */
   recordSuccess(account: string): void {
     this.records.delete(account);

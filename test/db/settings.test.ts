@@ -15,7 +15,7 @@ describe('resolveJwtSecret', () => {
     const { db, sqlite } = openDb(':memory:');
     migrate(db);
     expect(resolveJwtSecret(db, 'x'.repeat(40))).toBe('x'.repeat(40));
-    expect(sqlite.query('SELECT count(*) AS n FROM settings').get()).toEqual({ n: 0 });
+    expect(sqlite.query("SELECT count(*) AS n FROM settings WHERE key = 'jwt_secret'").get()).toEqual({ n: 0 });
   });
 
   /** A database file in a fresh directory, first started (opened, migrated, secret generated) and closed. */

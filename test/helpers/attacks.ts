@@ -59,6 +59,22 @@ export const ATTACKS: Array<{ name: string; header: (ctx: AttackContext) => Prom
       return `Bearer ${h}.${p}.${flipped}`;
     },
   },
+  { name: 'the valid token with base64 padding after it', header: (ctx) => `Bearer ${ctx.token}=` },
+  {
+    name: 'the valid token with a space inside its signature',
+    header: (ctx) => {
+      const [h, p, s] = ctx.token.split('.');
+      return `Bearer ${h}.${p}.${s!.slice(0, 8)} ${s!.slice(8)}`;
+    },
+  },
+  {
+    name: 'the valid token with stray bits in the last character of its signature',
+    header: (ctx) => {
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const last = alphabet.indexOf(ctx.token.at(-1)!);
+      return `Bearer ${ctx.token.slice(0, -1)}${alphabet[last ^ 1]}`;
+    },
+  },
   {
     name: 'a tampered payload (another user id)',
     header: (ctx) => {

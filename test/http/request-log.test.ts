@@ -81,6 +81,31 @@ describe('request log plugin', () => {
     for (const secret of [token, key, 'leaked-in-url']) expect(everything).not.toContain(secret);
   });
 
+  it('redacts a key or a token pasted into the path, plain or percent-encoded, whole or cut short', async () => {
+    const t = makeTestApp();
+    const { token, key } = await t.registerWithKey();
+    await afterResponses();
+    t.logs.length = 0;
+    const pasted = [
+      `/api/v1/api-keys/${key}`,
+      `/api/v1/api-keys/${key.slice(0, 30)}`,
+      `/api/v1/api-keys/${key.replaceAll('_', '%5F')}`,
+      `/api/v1/api-keys/${token}`,
+      `/api/v1/${token.replaceAll('.', '%2E')}/x`,
+    ];
+    for (const path of pasted) await t.request('DELETE', path, { token });
+    const lines = await requestLines(t);
+    expect(lines.map((line) => line.path)).toEqual([
+      '/api/v1/api-keys/[redacted]',
+      '/api/v1/api-keys/[redacted]',
+      '/api/v1/api-keys/[redacted]',
+      '/api/v1/api-keys/[redacted]',
+      '/api/v1/[redacted]/x',
+    ]);
+    const everything = t.logs.join('\n');
+    for (const secret of [key.slice(7, 30), token.split('.')[1]!, token.split('.')[2]!]) expect(everything).not.toContain(secret);
+  });
+
   it('logs the client address, walking X-Forwarded-For only past trusted proxies', async () => {
     const t = makeTestApp({ EXPOSE_TRUSTED_PROXIES: '10.0.0.0/8' });
     await t.request('GET', '/health', { peer: '10.1.2.3', headers: { 'x-forwarded-for': '203.0.113.9' } });

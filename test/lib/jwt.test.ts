@@ -1,7 +1,7 @@
 /** Session token signing and verification. */
 import { describe, expect, it } from 'bun:test';
 import { SignJWT } from 'jose';
-import { JwtCodec, JWT_TTL_SECONDS } from '../../src/lib/jwt.ts';
+import { isCanonicalJwt, JwtCodec, JWT_TTL_SECONDS } from '../../src/lib/jwt.ts';
 
 const SECRET = 'a-secret-of-more-than-thirty-two-bytes!!';
 const NOW = 1_800_000_000;
@@ -47,5 +47,30 @@ describe('JwtCodec', () => {
     expect(codec.cacheSize).toBeGreaterThan(0);
     // An evicted token is simply verified again.
     expect(await codec.verify(await codec.sign('u', 's0', NOW), NOW)).not.toBeNull();
+  });
+
+  it('refuses every other spelling of a valid token: padding, whitespace, standard base64, stray low bits', async () => {
+    const codec = new JwtCodec(SECRET);
+    const token = await codec.sign('u', 's', NOW);
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // HS256 signatures are 32 bytes: 43 characters, the last of which carries 2 unused bits.
+    const last = alphabet.indexOf(signature.at(-1)!);
+    const strayBits = `${signature.slice(0, -1)}${alphabet[last ^ 1]}`;
+    expect(Buffer.from(strayBits, 'base64url').equals(Buffer.from(signature, 'base64url'))).toBe(true);
+    const respellings = [
+      `${token}=`,
+      `${token}==`,
+      `${header}.${payload}.${signature.slice(0, 10)} ${signature.slice(10)}`,
+      `${header}.${payload}.${signature.slice(0, 10)}\n${signature.slice(10)}`,
+      `${header}=.${payload}.${signature}`,
+      `${header}.${payload}.${strayBits}`,
+      `${header}.${payload}.${Buffer.from(signature, 'base64url').toString('base64')}`,
+    ];
+    expect(await codec.verify(token, NOW)).not.toBeNull();
+    for (const respelled of respellings) {
+      expect(isCanonicalJwt(respelled)).toBe(false);
+      expect(await codec.verify(respelled, NOW)).toBeNull();
+    }
   });
 });

@@ -1,8 +1,8 @@
 /** API keys: create, list, delete, and authenticate a presented key. No Elysia here. */
-import { and, count, desc, eq, sql } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { ChangeWatch, GenerationCache } from '../../db/change-watch.ts';
 import type { Db } from '../../db/client.ts';
-import { apiKeys } from '../../db/schema.ts';
+import { apiKeys, users } from '../../db/schema.ts';
 import { type Clock, rfc3339, unixSeconds } from '../../lib/clock.ts';
 import { lazy } from '../../lib/lazy.ts';
 import { apiKeyPrefix, generateApiKey, hashApiKey, isWellFormedApiKey } from '../../lib/api-key.ts';
@@ -72,12 +72,14 @@ export class ApiKeyService {
     private readonly clock: Clock,
     private readonly maxKeysPerUser: number,
   ) {
-    // Hot path: every key-authenticated request runs this lookup by the unique hash index.
+    // Hot path: every key-authenticated request runs this lookup by the unique hash index. The join
+    // holds whatever happened to the owner: a key of a deleted or disabled account finds nothing.
     this.findByHash = lazy(() =>
       db
         .select({ id: apiKeys.id, userId: apiKeys.userId, lastUsedAt: apiKeys.lastUsedAt })
         .from(apiKeys)
-        .where(eq(apiKeys.keyHash, sql.placeholder('hash')))
+        .innerJoin(users, eq(users.id, apiKeys.userId))
+        .where(and(eq(apiKeys.keyHash, sql.placeholder('hash')), isNull(users.disabledAt)))
         .prepare(),
     );
     this.touch = lazy(() =>
@@ -163,5 +165,43 @@ export class ApiKeyService {
       key.lastUsedAt = now;
     }
     return { userId: key.userId, keyId: key.keyId };
+  }
+
+  /**
+   * Of the key ids `ids`, those that still authenticate: the key exists and its user exists and is
+   * not disabled. Live tunnels are checked with it (one query however many there are).
+   */
+  liveKeyIds(ids: string[]): Set<string> {
+    const live = new Set<string>();
+    // SQLite binds at most 32,766 parameters per statement.
+    for (let i = 0; i < ids.length; i += 10_000) {
+      const rows = this.db
+        .select({ id: apiKeys.id })
+        .from(apiKeys)
+        .innerJoin(users, eq(users.id, apiKeys.userId))
+        .where(and(inArray(apiKeys.id, ids.slice(i, i + 10_000)), isNull(users.disabledAt)))
+        .all();
+      for (const row of rows) live.add(row.id);
+    }
+    return live;
+  }
+
+  /**
+   * Deletes key `id` whoever owns it (operator CLI `key revoke`); refused from the next request on.
+   * Returns what the key was, or undefined when there is no such key.
+   */
+  revokeById(id: string): { userId: string; name: string; keyPrefix: string } | undefined {
+    if (!UUID_PATTERN.test(id)) return undefined;
+    return this.db
+      .delete(apiKeys)
+      .where(eq(apiKeys.id, id.toLowerCase()))
+      .returning({ userId: apiKeys.userId, name: apiKeys.name, keyPrefix: apiKeys.keyPrefix })
+      .get();
+  }
+
+  /** The id of the full key `presented` (one found leaked, say), whoever owns it, if it exists. */
+  idOfKey(presented: string): string | undefined {
+    if (!isWellFormedApiKey(presented)) return undefined;
+    return this.db.select({ id: apiKeys.id }).from(apiKeys).where(eq(apiKeys.keyHash, hashApiKey(presented))).get()?.id;
   }
 }

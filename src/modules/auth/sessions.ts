@@ -3,10 +3,10 @@
  * is what makes logout and password changes take effect on the very next request. Rows found are
  * remembered until the database changes (src/db/change-watch.ts), so a busy token costs no lookup.
  */
-import { eq, lte, sql } from 'drizzle-orm';
+import { and, eq, isNull, lte, sql } from 'drizzle-orm';
 import { ChangeWatch, GenerationCache } from '../../db/change-watch.ts';
 import type { Db } from '../../db/client.ts';
-import { sessions } from '../../db/schema.ts';
+import { sessions, users } from '../../db/schema.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { unixSeconds } from '../../lib/clock.ts';
 import { lazy } from '../../lib/lazy.ts';
@@ -24,6 +24,7 @@ export interface SessionIdentity {
 /** Issues, checks and revokes session tokens. */
 export class SessionService {
   private readonly findSession;
+  private readonly insertIfCurrent;
   // Any write to the database (a logout, a password change, the CLI) empties it before the next lookup.
   private readonly liveSessions: GenerationCache<string, string>;
 
@@ -32,17 +33,38 @@ export class SessionService {
     private readonly jwt: JwtCodec,
     private readonly clock: Clock,
   ) {
-    // Hot path: every JWT-authenticated request runs this one indexed lookup.
-    this.findSession = lazy(() => db.select({ userId: sessions.userId }).from(sessions).where(eq(sessions.id, sql.placeholder('id'))).prepare());
+    // Hot path: every JWT-authenticated request runs this one indexed lookup. The join holds whatever
+    // happened to the owner: a session of a deleted or disabled account finds nothing.
+    this.findSession = lazy(() =>
+      db
+        .select({ userId: sessions.userId })
+        .from(sessions)
+        .innerJoin(users, eq(users.id, sessions.userId))
+        .where(and(eq(sessions.id, sql.placeholder('id')), isNull(users.disabledAt)))
+        .prepare(),
+    );
+    this.insertIfCurrent = lazy(() =>
+      db.$client.prepare<never, { id: string; userId: string; passwordHash: string; now: number; expiresAt: number }>(
+        `INSERT INTO sessions (id, user_id, created_at, expires_at)
+         SELECT $id, id, $now, $expiresAt FROM users
+         WHERE id = $userId AND password_hash = $passwordHash AND disabled_at IS NULL`,
+      ),
+    );
     this.liveSessions = new GenerationCache(ChangeWatch.of(db.$client), LIVE_SESSIONS_CACHE_MAX);
   }
 
-  /** Opens a session for `userId` and returns its token. Also clears long-expired sessions. */
-  async issue(userId: string): Promise<string> {
+  /**
+   * Opens a session for `userId` and returns its token, only if the account still exists, is enabled
+   * and still has `passwordHash`: the check and the insert are one statement, so a password change
+   * that commits while a login is verifying the old password leaves that login without a session.
+   * Returns null otherwise. Also clears long-expired sessions.
+   */
+  async issue(userId: string, passwordHash: string): Promise<string | null> {
     const now = unixSeconds(this.clock.now());
     const sessionId = crypto.randomUUID();
     this.db.delete(sessions).where(lte(sessions.expiresAt, now)).run();
-    this.db.insert(sessions).values({ id: sessionId, userId, createdAt: now, expiresAt: now + JWT_TTL_SECONDS }).run();
+    const opened = this.insertIfCurrent().run({ id: sessionId, userId, passwordHash, now, expiresAt: now + JWT_TTL_SECONDS });
+    if (opened.changes !== 1) return null;
     return this.jwt.sign(userId, sessionId, now);
   }
 

@@ -2,7 +2,7 @@
 import { and, eq, ne, sql } from 'drizzle-orm';
 import { ChangeWatch, GenerationCache } from '../../db/change-watch.ts';
 import type { Db } from '../../db/client.ts';
-import { sessions, users } from '../../db/schema.ts';
+import { apiKeys, sessions, users } from '../../db/schema.ts';
 import { type Clock, rfc3339, unixSeconds } from '../../lib/clock.ts';
 import { lazy } from '../../lib/lazy.ts';
 import { normaliseEmail, EMAIL_MAX_LENGTH } from '../../lib/email.ts';
@@ -31,6 +31,8 @@ export function requireEmail(raw: string): string {
 
 /** Account views remembered for GET /users/me; at the cap the cache starts again empty. */
 const VIEW_CACHE_MAX = 10_000;
+
+const invalidPassword = () => new AppError(400, 'invalid_password', MESSAGES.invalidPassword);
 
 function isUniqueViolation(error: unknown): boolean {
   return error instanceof Error && /UNIQUE constraint failed: users\.email/.test(error.message);
@@ -89,7 +91,7 @@ export class UserService {
     if (this.getByEmail(email)) throw new AppError(409, 'email_taken', MESSAGES.emailTaken);
     const passwordHash = await this.hasher.hash(password);
     const now = unixSeconds(this.clock.now());
-    const row: UserRow = { id: crypto.randomUUID(), email, passwordHash, createdAt: now, updatedAt: now };
+    const row: UserRow = { id: crypto.randomUUID(), email, passwordHash, createdAt: now, updatedAt: now, disabledAt: null };
     try {
       this.db.insert(users).values(row).run();
     } catch (error) {
@@ -104,36 +106,108 @@ export class UserService {
    * (400 invalid_password), as the contract orders them, then stores the new hash and ends every
    * other session of the user in one transaction: the session `keepSessionId` that made the change
    * stays valid, API keys are untouched.
+   *
+   * The store is a compare-and-swap on the hash that was verified: of concurrent changes, only the
+   * first to commit applies; the others verified a password that is no longer current and answer
+   * invalid_password, changing nothing (no lost update, no session ended by a change that lost).
    */
   async changePassword(userId: string, keepSessionId: string, currentPassword: string, newPassword: string): Promise<void> {
     const violation = passwordRuleViolation(newPassword, 'new_password', this.passwordMinLength, currentPassword);
     if (violation) throw weakPassword(violation);
     const user = this.get(userId);
     if (!user) throw unauthorized();
-    if (!(await this.hasher.verify(currentPassword, user.passwordHash))) {
-      throw new AppError(400, 'invalid_password', MESSAGES.invalidPassword);
-    }
-    this.storePassword(userId, await this.hasher.hash(newPassword), keepSessionId);
+    if (!(await this.hasher.verify(currentPassword, user.passwordHash))) throw invalidPassword();
+    const outcome = this.storePassword(userId, await this.hasher.hash(newPassword), { keepSessionId, expectedHash: user.passwordHash });
+    if (outcome === 'stale') throw invalidPassword();
+    // The session asking was ended meanwhile (a logout): as if it had been gone before the request.
+    if (outcome === 'session_gone') throw unauthorized();
   }
 
   /** Sets a password without knowing the old one and ends all the user's sessions (operator CLI `user passwd`). */
   async setPassword(userId: string, newPassword: string): Promise<void> {
     const violation = passwordRuleViolation(newPassword, 'password', this.passwordMinLength);
     if (violation) throw weakPassword(violation);
-    this.storePassword(userId, await this.hasher.hash(newPassword), undefined);
+    this.storePassword(userId, await this.hasher.hash(newPassword), {});
   }
 
-  private storePassword(userId: string, passwordHash: string, keepSessionId: string | undefined): void {
+  /**
+   * Writes the new hash and ends the user's sessions (but `keepSessionId`), in one transaction.
+   * With `expectedHash`, only if that is still the stored hash (else 'stale'), and with
+   * `keepSessionId` only if that session still exists (else 'session_gone'); then nothing is written.
+   */
+  private storePassword(
+    userId: string,
+    passwordHash: string,
+    guard: { keepSessionId?: string; expectedHash?: string },
+  ): 'stored' | 'session_gone' | 'stale' {
     const now = unixSeconds(this.clock.now());
-    this.db.transaction((tx) => {
-      tx.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, userId)).run();
-      const others = keepSessionId === undefined ? undefined : ne(sessions.id, keepSessionId);
-      tx.delete(sessions).where(and(eq(sessions.userId, userId), others)).run();
-    });
+    const { keepSessionId, expectedHash } = guard;
+    return this.db.transaction(
+      (tx) => {
+        if (expectedHash !== undefined) {
+          const stored = tx.select({ hash: users.passwordHash }).from(users).where(eq(users.id, userId)).get();
+          if (stored?.hash !== expectedHash) return 'stale';
+        }
+        if (keepSessionId !== undefined && !tx.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, keepSessionId)).get()) {
+          return 'session_gone';
+        }
+        tx.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, userId)).run();
+        const others = keepSessionId === undefined ? undefined : ne(sessions.id, keepSessionId);
+        tx.delete(sessions).where(and(eq(sessions.userId, userId), others)).run();
+        return 'stored';
+      },
+      // Take the write lock before the first read, so the check and the write see one state.
+      { behavior: 'immediate' },
+    );
   }
 
   /** Every account, oldest first (operator CLI `user list`). */
   list(): UserRow[] {
     return this.db.select().from(users).orderBy(users.createdAt).all();
+  }
+
+  /**
+   * Deletes account `id` with its sessions and API keys in one transaction (operator CLI
+   * `user delete`), and says how many of each went with it; undefined when there is no such account.
+   * The explicit deletes make the counts exact; the schema's triggers and cascades would remove them too.
+   */
+  deleteAccount(id: string): { sessions: number; apiKeys: number } | undefined {
+    return this.db.transaction(
+      (tx) => {
+        if (!tx.select({ id: users.id }).from(users).where(eq(users.id, id)).get()) return undefined;
+        const ended = tx.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id }).all().length;
+        const revoked = tx.delete(apiKeys).where(eq(apiKeys.userId, id)).returning({ id: apiKeys.id }).all().length;
+        tx.delete(users).where(eq(users.id, id)).run();
+        return { sessions: ended, apiKeys: revoked };
+      },
+      { behavior: 'immediate' },
+    );
+  }
+
+  /**
+   * Disables or enables account `id` (operator CLI `user disable|enable`). Disabling ends every session
+   * in the same transaction, so none outlives the moment it returns; the API keys stay, refused while
+   * the account is disabled. Says whether the state changed and how many sessions ended; undefined
+   * when there is no such account.
+   */
+  setDisabled(id: string, disabled: boolean): { changed: boolean; sessionsEnded: number } | undefined {
+    const now = unixSeconds(this.clock.now());
+    return this.db.transaction(
+      (tx) => {
+        const row = tx.select({ disabledAt: users.disabledAt }).from(users).where(eq(users.id, id)).get();
+        if (!row) return undefined;
+        const changed = (row.disabledAt !== null) !== disabled;
+        if (changed) tx.update(users).set({ disabledAt: disabled ? now : null, updatedAt: now }).where(eq(users.id, id)).run();
+        // Also when it was disabled already: a login that raced the first disable must not keep its session.
+        const sessionsEnded = disabled ? tx.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id }).all().length : 0;
+        return { changed, sessionsEnded };
+      },
+      { behavior: 'immediate' },
+    );
+  }
+
+  /** Ends every session of account `id` (operator CLI `user logout`) and says how many; API keys stay. */
+  endSessions(id: string): number {
+    return this.db.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id }).all().length;
   }
 }
