@@ -1,7 +1,8 @@
 /**
  * /docs as the compiled binary serves it with no internet access: the page and every asset it names
  * come from the binary, the OpenAPI document is valid, and Swagger UI works in a real headless
- * Chromium ("Try it out" with a bearer token) without a single request to another host.
+ * Chromium without a single request to another host: "Try it out" registers, logs in, authorizes with
+ * the token, creates a key and changes the password, all through the page's own forms.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import { BINARY_TEST_PASSWORD, ServerProcess, installBinary, jsonRequest, remove
 
 const BUILD_TIMEOUT_MS = 120_000;
 const BROWSER_TIMEOUT_MS = 60_000;
+/** The body editor appears as "Try it out" is pressed; waiting longer only delays a failure. */
+const EDITOR_TIMEOUT_MS = 10_000;
 /** A name that is not localhost, so nothing in the page can get away with treating us as local. */
 const DOCS_HOST = 'expose.test';
 
@@ -126,6 +129,61 @@ describe.skipIf('missing' in chromiumStatus)('Swagger UI in headless Chromium', 
     expectOnlyThisServer(requests);
   }, BROWSER_TIMEOUT_MS);
 
+  /** Signs Swagger UI in with `token` through its Authorize dialog, as the `jwt` scheme. */
+  async function authorize(page: Page, token: string) {
+    await page.locator('.auth-wrapper .authorize').click();
+    const jwtScheme = page.locator('.auth-container').filter({ hasText: 'jwt' });
+    await jwtScheme.locator('input').fill(token);
+    await jwtScheme.locator('button.authorize').click();
+    await page.locator('.modal-ux .close-modal').click();
+  }
+
+  /** What "Try it out" did: the body editor's first content, the request, the answer, and what the page shows. */
+  interface TryItOut {
+    prefilled: unknown;
+    authorization: string | null;
+    contentType: string | null;
+    status: number;
+    body: any;
+    shownStatus: string;
+    shown: string;
+  }
+
+  /**
+   * Opens `method path`, presses "Try it out", replaces the body editor's content with `body` (when
+   * given; the editor must exist and hold the documented example), presses Execute, and waits until
+   * the page shows the answer.
+   */
+  async function tryItOut(page: Page, method: string, path: string, body?: unknown): Promise<TryItOut> {
+    const operation = page.locator(`.opblock-${method}`).filter({ has: page.locator(`[data-path="${path}"]`) });
+    await operation.locator('.opblock-summary').click();
+    await operation.locator('.try-out__btn').click();
+    let prefilled: unknown;
+    if (body !== undefined) {
+      const editor = operation.locator('textarea.body-param__text');
+      // Fail fast where a document gives Swagger UI no body to edit (it then draws no editor at all).
+      await editor.waitFor({ timeout: EDITOR_TIMEOUT_MS });
+      prefilled = JSON.parse(await editor.inputValue());
+      await editor.fill(JSON.stringify(body));
+    }
+    const [response] = await Promise.all([
+      page.waitForResponse((answer) => new URL(answer.url()).pathname === path && answer.request().method() === method.toUpperCase()),
+      operation.locator('.execute').click(),
+    ]);
+    const shownStatus = operation.locator('.live-responses-table tr.response .response-col_status').first();
+    await shownStatus.waitFor({ timeout: BROWSER_TIMEOUT_MS });
+    const text = await response.text();
+    return {
+      prefilled,
+      authorization: await response.request().headerValue('authorization'),
+      contentType: await response.request().headerValue('content-type'),
+      status: response.status(),
+      body: text === '' ? undefined : JSON.parse(text),
+      shownStatus: (await shownStatus.textContent())?.trim() ?? '',
+      shown: (await operation.locator('.live-responses-table').textContent()) ?? '',
+    };
+  }
+
   it('answers 200 to "Try it out" on GET /api/v1/users/me with a bearer token', async () => {
     const email = 'swagger@example.com';
     const registered = await server.fetch('/api/v1/auth/register', jsonRequest('POST', { email, password: BINARY_TEST_PASSWORD }));
@@ -133,27 +191,53 @@ describe.skipIf('missing' in chromiumStatus)('Swagger UI in headless Chromium', 
     const { token } = (await registered.json()) as { token: string };
 
     const { page, requests } = await openDocs();
-    await page.locator('.auth-wrapper .authorize').click();
-    const jwtScheme = page.locator('.auth-container').filter({ hasText: 'jwt' });
-    await jwtScheme.locator('input').fill(token);
-    await jwtScheme.locator('button.authorize').click();
-    await page.locator('.modal-ux .close-modal').click();
-
-    const operation = page.locator('.opblock-get').filter({ has: page.locator('[data-path="/api/v1/users/me"]') });
-    await operation.locator('.opblock-summary').click();
-    await operation.locator('.try-out__btn').click();
-    const [apiResponse] = await Promise.all([
-      page.waitForResponse((response) => new URL(response.url()).pathname === '/api/v1/users/me'),
-      operation.locator('.execute').click(),
-    ]);
-    expect(apiResponse.status()).toBe(200);
-    expect(await apiResponse.request().headerValue('authorization')).toBe(`Bearer ${token}`);
-
-    const shownStatus = operation.locator('.live-responses-table tr.response .response-col_status').first();
-    await shownStatus.waitFor({ timeout: BROWSER_TIMEOUT_MS });
-    expect((await shownStatus.textContent())?.trim()).toBe('200');
-    expect(await operation.locator('.live-responses-table').textContent()).toContain(email);
+    await authorize(page, token);
+    const me = await tryItOut(page, 'get', '/api/v1/users/me');
+    expect(me.status).toBe(200);
+    expect(me.authorization).toBe(`Bearer ${token}`);
+    expect(me.shownStatus).toBe('200');
+    expect(me.shown).toContain(email);
     await page.close();
     expectOnlyThisServer(requests);
+  }, BROWSER_TIMEOUT_MS);
+
+  it('registers, logs in, creates an API key and changes the password through "Try it out"', async () => {
+    const email = 'try-it-out@example.com';
+    const newPassword = 'violet-anchor-lantern-58';
+    const { page, requests } = await openDocs();
+
+    const registered = await tryItOut(page, 'post', '/api/v1/auth/register', { email, password: BINARY_TEST_PASSWORD });
+    // The editor opened on the documented example: a body that only needs its values changed.
+    expect(Object.keys(registered.prefilled as object).sort()).toEqual(['email', 'password']);
+    expect(registered.contentType).toBe('application/json');
+    expect([registered.status, registered.shownStatus]).toEqual([201, '201']);
+    expect(registered.body.user.email).toBe(email);
+    expect(registered.shown).toContain(email);
+
+    const loggedIn = await tryItOut(page, 'post', '/api/v1/auth/login', { email, password: BINARY_TEST_PASSWORD });
+    expect([loggedIn.status, loggedIn.shownStatus]).toEqual([200, '200']);
+    expect(loggedIn.body).toEqual({ user: registered.body.user, token: expect.any(String) });
+    const token = loggedIn.body.token as string;
+
+    await authorize(page, token);
+    const created = await tryItOut(page, 'post', '/api/v1/api-keys', { name: 'from Swagger UI' });
+    expect(Object.keys(created.prefilled as object)).toEqual(['name']);
+    expect(created.authorization).toBe(`Bearer ${token}`);
+    expect([created.status, created.shownStatus]).toEqual([201, '201']);
+    expect(created.body.api_key.name).toBe('from Swagger UI');
+    expect(created.body.key).toMatch(/^exp_k1_[0-9a-f]{48}$/);
+    expect(created.shown).toContain(created.body.key);
+
+    const changed = await tryItOut(page, 'put', '/api/v1/users/me/password', { current_password: BINARY_TEST_PASSWORD, new_password: newPassword });
+    expect(Object.keys(changed.prefilled as object).sort()).toEqual(['current_password', 'new_password']);
+    expect(changed.authorization).toBe(`Bearer ${token}`);
+    expect([changed.status, changed.shownStatus]).toEqual([200, '200']);
+    expect(changed.body).toEqual({ message: 'Password updated successfully' });
+    await page.close();
+    expectOnlyThisServer(requests);
+
+    // What the page did is real: the new password logs in, and the key it made authenticates.
+    expect((await server.fetch('/api/v1/auth/login', jsonRequest('POST', { email, password: newPassword }))).status).toBe(200);
+    expect((await server.fetch('/api/v1/users/me', jsonRequest('GET', undefined, created.body.key))).status).toBe(200);
   }, BROWSER_TIMEOUT_MS);
 });

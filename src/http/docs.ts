@@ -4,15 +4,17 @@
  * works with no internet access and loads nothing from any other host.
  */
 import { Elysia } from 'elysia';
-import { openapi } from '@elysiajs/openapi';
+import { SwaggerUIRender } from '@elysiajs/openapi/swagger';
 import { FormatRegistry } from '@sinclair/typebox';
 import swaggerBundlePath from 'swagger-ui-dist/swagger-ui-bundle.js' with { type: 'file' };
 import swaggerCssPath from 'swagger-ui-dist/swagger-ui.css' with { type: 'file' };
 import { version } from '../../package.json';
+import { applicationRoutes, type DocumentBase, openApiDocument } from './openapi-document.ts';
 
-// Importing @elysiajs/openapi replaces TypeBox's global `uuid` format check with one that builds a
-// Zod schema on every call (tens of µs). Every answer carrying an id is checked against its response
-// schema, so that alone cut GET /users/me throughput by half or more. Put back a plain pattern.
+// The @elysiajs/openapi entry point (only its generator and page are imported here) replaces TypeBox's
+// global `uuid` format check with one that builds a Zod schema on every call (tens of µs). Every answer
+// carrying an id is checked against its response schema, so that alone cut GET /users/me throughput by
+// half or more. Pin a plain pattern, whatever imports that entry point.
 const UUID_FORMAT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 FormatRegistry.Set('uuid', (value) => UUID_FORMAT.test(value));
 
@@ -36,38 +38,51 @@ function asset(path: string, contentType: string) {
     });
 }
 
+const DOCUMENT_BASE: DocumentBase = {
+  info: { title: 'Expose server API', version, description: CREDENTIALS_HELP },
+  // Relative: Swagger UI and generated clients call the host that served the document, whatever name
+  // or proxy it was reached through.
+  servers: [{ url: '/', description: 'The server that serves this document' }],
+  tags: [
+    { name: 'auth', description: 'Register, log in, log out' },
+    { name: 'users', description: 'The calling account' },
+    { name: 'api-keys', description: 'Keys for tunnels and scripts' },
+    { name: 'tunnels', description: "The caller's live tunnels (the tunnel itself is a WebSocket at /api/v1/tunnel/connect, see the README)" },
+    { name: 'health', description: 'Liveness' },
+  ],
+  securitySchemes: {
+    jwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Session token from register or login' },
+    apiKey: { type: 'http', scheme: 'bearer', bearerFormat: 'exp_k1_ API key', description: 'API key: read-only on the account' },
+  },
+};
+
+/** Left out of the document: the docs themselves and the catch-all that answers 404 to unknown routes. */
+const EXCLUDE = { paths: [/^\/docs/, /^\/api\/v1\/\*$/] };
+
 /** The docs routes: UI, document and the UI's own assets. Exempt from rate limits. */
 export function docsPlugin() {
-  return new Elysia({ name: 'http.docs' })
+  const page = SwaggerUIRender(DOCUMENT_BASE.info, {
+    url: '/docs/json',
+    dom_id: '#swagger-ui',
+    cdn: `${ASSETS}/swagger-ui-bundle.js`,
+    theme: `${ASSETS}/swagger-ui.css`,
+    autoDarkMode: true,
+    persistAuthorization: false,
+  } as Parameters<typeof SwaggerUIRender>[1]);
+  const plugin = new Elysia({ name: 'http.docs' });
+  // Built on the first request, once every route exists, and again only if routes were added since.
+  let document: { routes: number; body: ReturnType<typeof openApiDocument> } | undefined;
+  return plugin
     .get(`${ASSETS}/swagger-ui-bundle.js`, asset(swaggerBundlePath, 'text/javascript; charset=utf-8'), { detail: { hide: true } })
     .get(`${ASSETS}/swagger-ui.css`, asset(swaggerCssPath, 'text/css; charset=utf-8'), { detail: { hide: true } })
-    .use(
-      openapi({
-        path: '/docs',
-        specPath: '/docs/json',
-        provider: 'swagger-ui',
-        swagger: {
-          url: '/docs/json',
-          cdn: `${ASSETS}/swagger-ui-bundle.js`,
-          theme: `${ASSETS}/swagger-ui.css`,
-          persistAuthorization: false,
-        } as Record<string, unknown>,
-        exclude: { paths: [/^\/docs/, /^\/api\/v1\/\*$/] },
-        documentation: {
-          info: { title: 'Expose server API', version, description: CREDENTIALS_HELP },
-          tags: [
-            { name: 'auth', description: 'Register, log in, log out' },
-            { name: 'users', description: 'The calling account' },
-            { name: 'api-keys', description: 'Keys for tunnels and scripts' },
-            { name: 'health', description: 'Liveness' },
-          ],
-          components: {
-            securitySchemes: {
-              jwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Session token from register or login' },
-              apiKey: { type: 'http', scheme: 'bearer', bearerFormat: 'exp_k1_ API key', description: 'API key: read-only on the account' },
-            },
-          },
-        },
-      }),
+    .get('/docs', () => new Response(page, { headers: { 'Content-Type': 'text/html; charset=utf-8' } }), { detail: { hide: true } })
+    .get(
+      '/docs/json',
+      () => {
+        const routes = applicationRoutes(plugin).length;
+        if (document?.routes !== routes) document = { routes, body: openApiDocument(plugin, DOCUMENT_BASE, EXCLUDE) };
+        return document.body;
+      },
+      { detail: { hide: true } },
     );
 }

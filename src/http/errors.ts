@@ -3,8 +3,9 @@
  * leaves as `{"error": code, "message": text}`; unexpected errors are logged with detail and answered
  * without any.
  */
-import { Elysia, t, ValidationError } from 'elysia';
+import { Elysia, ValidationError } from 'elysia';
 import type { Logger } from '../lib/logger.ts';
+import { redactCredentials } from '../lib/redact.ts';
 
 /** The closed list of error codes of the contract. */
 export type ErrorCode =
@@ -134,35 +135,11 @@ export function errorsPlugin(logger: Logger) {
     logger.error('unhandled error', {
       request_id: set.headers['x-request-id'],
       method: request.method,
-      path: new URL(request.url).pathname,
+      path: redactCredentials(new URL(request.url).pathname),
       error: err?.name,
       detail: err?.message,
       stack: err?.stack,
     });
     return answer(500, 'internal_error', MESSAGES.internal);
   });
-}
-
-/** The envelope's schema, for the OpenAPI document. */
-export const ErrorEnvelope = t.Object(
-  { error: t.String({ description: 'Machine-readable code', examples: ['validation_error'] }), message: t.String() },
-  { title: 'Error' },
-);
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Invalid input (validation_error, weak_password, invalid_password)',
-  401: 'Missing, malformed, expired, revoked or unknown credential',
-  403: 'Valid credential, not allowed here',
-  404: 'Not found',
-  409: 'Conflict',
-  413: 'Body over 64 KiB',
-  415: 'Body is not application/json',
-  429: 'Rate limited; see Retry-After',
-  500: 'Unexpected error (logged, never detailed)',
-  503: 'Database unavailable',
-};
-
-/** Response schemas for the error statuses a route can answer, all the envelope. */
-export function errorResponses(...statuses: number[]) {
-  return Object.fromEntries(statuses.map((s) => [s, t.Object(ErrorEnvelope.properties, { description: STATUS_TEXT[s] })]));
 }

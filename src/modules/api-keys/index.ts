@@ -1,8 +1,9 @@
 /** Routes: GET/POST /api/v1/api-keys, DELETE /api/v1/api-keys/{id}. */
-import { Elysia, t } from 'elysia';
-import { errorResponses } from '../../http/errors.ts';
+import { Elysia } from 'elysia';
 import type { guardPlugin } from '../../http/auth.ts';
-import { ApiKey, ApiKeyParams, CreateApiKeyBody, CreatedApiKey } from './model.ts';
+import { errorResponses } from '../../http/error-responses.ts';
+import { noContent } from '../../http/openapi-document.ts';
+import { ApiKeyList, ApiKeyParams, CreateApiKeyBody, CreateApiKeyRequestBody, CreatedApiKey } from './model.ts';
 import type { ApiKeyService } from './service.ts';
 
 /** The api-keys feature's routes. */
@@ -11,7 +12,7 @@ export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: Api
     .use(guard)
     .get('', ({ principal }) => apiKeys.list(principal.userId), {
       access: { auth: 'any' },
-      response: { 200: t.Array(ApiKey), ...errorResponses(401, 429) },
+      response: { 200: ApiKeyList, ...errorResponses(['unauthorized', 'payload_too_large', 'rate_limited']) },
       detail: { summary: "The caller's API keys, newest first", security: [{ jwt: [] }, { apiKey: [] }] },
     })
     .post(
@@ -25,8 +26,18 @@ export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: Api
       {
         access: { auth: 'jwt', json: true },
         body: CreateApiKeyBody,
-        response: { 201: CreatedApiKey, ...errorResponses(400, 401, 403, 409, 413, 415, 429) },
-        detail: { summary: 'Create an API key; the full key appears in this answer only', security: [{ jwt: [] }] },
+        response: {
+          201: CreatedApiKey,
+          ...errorResponses(
+            ['validation_error', 'unauthorized', 'forbidden', 'too_many_api_keys', 'payload_too_large', 'unsupported_media_type', 'rate_limited'],
+            { validation_error: 'name is required' },
+          ),
+        },
+        detail: {
+          summary: 'Create an API key; the full key appears in this answer only',
+          security: [{ jwt: [] }],
+          requestBody: CreateApiKeyRequestBody,
+        },
       },
     )
     .delete(
@@ -38,8 +49,12 @@ export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: Api
       {
         access: { auth: 'jwt' },
         params: ApiKeyParams,
-        response: { ...errorResponses(401, 403, 404, 429) },
-        detail: { summary: 'Revoke an API key: refused from the next request on', security: [{ jwt: [] }] },
+        response: errorResponses(['unauthorized', 'forbidden', 'not_found', 'payload_too_large', 'rate_limited']),
+        detail: {
+          summary: 'Revoke an API key: refused from the next request on',
+          security: [{ jwt: [] }],
+          responses: noContent('Revoked: the key is refused from the next request on'),
+        },
       },
     );
 }

@@ -1,5 +1,7 @@
 /** Schemas of the api-keys routes. */
 import { t } from 'elysia';
+import { jsonRequestBody } from '../../http/openapi-document.ts';
+import { API_KEY_NAME_MAX_LENGTH } from './service.ts';
 
 export const ApiKey = t.Object(
   {
@@ -12,13 +14,23 @@ export const ApiKey = t.Object(
   { title: 'ApiKey' },
 );
 
-export const CreateApiKeyBody = t.Object({
-  name: t.String({ description: 'Trimmed; 1 to 100 characters', examples: ['laptop tunnel'] }),
-});
+/** GET /api-keys: the bare array the contract asks for. */
+export const ApiKeyList = t.Array(ApiKey, { description: "The caller's live keys, newest first" });
+
+export const CreateApiKeyBody = t.Object(
+  { name: t.String({ description: `Trimmed; 1 to ${API_KEY_NAME_MAX_LENGTH} characters`, examples: ['laptop tunnel'] }) },
+  { examples: [{ name: 'laptop tunnel' }] },
+);
+
+/**
+ * The body as documented. The lengths hold after trimming, which the service does (answering
+ * validation_error), so the validated schema leaves them out: `"  x  "` is a good name.
+ */
+export const CreateApiKeyRequestBody = jsonRequestBody(CreateApiKeyBody, { name: { minLength: 1, maxLength: API_KEY_NAME_MAX_LENGTH } });
 
 export const CreatedApiKey = t.Object(
   { api_key: ApiKey, key: t.String({ description: 'The full key: shown in this answer only, never again' }) },
-  { title: 'CreatedApiKey' },
+  { title: 'CreatedApiKey', description: "The new key's record, and the full key: shown in this answer only" },
 );
 
 export const ApiKeyParams = t.Object({ id: t.String() });

@@ -1,8 +1,9 @@
 /** Routes: POST /api/v1/auth/register, /login, /logout. */
 import { Elysia } from 'elysia';
-import { errorResponses } from '../../http/errors.ts';
 import type { guardPlugin } from '../../http/auth.ts';
-import { AuthAnswer, Credentials } from './model.ts';
+import { errorResponses } from '../../http/error-responses.ts';
+import { noContent } from '../../http/openapi-document.ts';
+import { AuthAnswer, Credentials, CredentialsRequestBody } from './model.ts';
 import type { AuthService } from './service.ts';
 
 const NO_STORE = 'no-store';
@@ -21,8 +22,13 @@ export function authRoutes(guard: ReturnType<typeof guardPlugin>, auth: AuthServ
       {
         access: { limit: 'auth', json: true },
         body: Credentials,
-        response: { 201: AuthAnswer, ...errorResponses(400, 403, 409, 413, 415, 429) },
-        detail: { summary: 'Create an account and log in', security: [] },
+        response: {
+          201: AuthAnswer,
+          ...errorResponses(
+            ['validation_error', 'weak_password', 'registration_closed', 'email_taken', 'payload_too_large', 'unsupported_media_type', 'rate_limited'],
+          ),
+        },
+        detail: { summary: 'Create an account and log in', security: [], requestBody: CredentialsRequestBody },
       },
     )
     .post(
@@ -34,8 +40,13 @@ export function authRoutes(guard: ReturnType<typeof guardPlugin>, auth: AuthServ
       {
         access: { limit: 'auth', json: true },
         body: Credentials,
-        response: { 200: AuthAnswer, ...errorResponses(400, 401, 413, 415, 429) },
-        detail: { summary: 'Log in: a new 7-day session token', security: [] },
+        response: {
+          200: AuthAnswer,
+          // 403: a disabled account, told only to the right password. 429: the address's bucket, or the
+          // account's back-off after repeated failures.
+          ...errorResponses(['validation_error', 'invalid_credentials', 'forbidden', 'payload_too_large', 'unsupported_media_type', 'rate_limited']),
+        },
+        detail: { summary: 'Log in: a new 7-day session token', security: [], requestBody: CredentialsRequestBody },
       },
     )
     .post(
@@ -46,8 +57,12 @@ export function authRoutes(guard: ReturnType<typeof guardPlugin>, auth: AuthServ
       },
       {
         access: { auth: 'jwt' },
-        response: { ...errorResponses(401, 403, 413, 429) },
-        detail: { summary: 'End this session: the token is refused from the next request on', security: [{ jwt: [] }] },
+        response: errorResponses(['unauthorized', 'forbidden', 'payload_too_large', 'rate_limited']),
+        detail: {
+          summary: 'End this session: the token is refused from the next request on',
+          security: [{ jwt: [] }],
+          responses: noContent('Logged out: this token is refused from the next request on'),
+        },
       },
     );
 }

@@ -1,10 +1,15 @@
 /** Route: GET /health: 200 once the database answers, 503 otherwise. Exempt from rate limits. */
 import type { Database } from 'bun:sqlite';
-import { Elysia, t } from 'elysia';
-import { errorResponse, errorResponses } from '../../http/errors.ts';
+import { Elysia, t, type TSchema } from 'elysia';
+import { errorResponses } from '../../http/error-responses.ts';
+import { errorResponse } from '../../http/errors.ts';
 
-const Healthy = t.Object({ status: t.Literal('ok') });
-const Unavailable = errorResponses(503)[503]!;
+const Healthy = t.Object({ status: t.Literal('ok') }, { examples: [{ status: 'ok' }] });
+// 413: the body limit applies to every request, this one included.
+const Refusals = errorResponses(['payload_too_large', 'unavailable']);
+
+/** An OpenAPI answer with a JSON body of `schema`, described by the schema's own description. */
+const jsonAnswer = (schema: TSchema, description = schema.description!) => ({ description, content: { 'application/json': { schema } } });
 
 /** The health route, which asks the database a trivial question. */
 export function healthRoutes(sqlite: Database) {
@@ -23,12 +28,14 @@ export function healthRoutes(sqlite: Database) {
       detail: {
         summary: 'Liveness and database check',
         tags: ['health'],
+        security: [],
         // Documented for OpenAPI only, not declared as `response` schemas: Elysia would compile their
         // validators on the first request to /health, ~10 ms of the time from start to the first
         // healthy answer (what orchestrators wait for), to check two answers fixed in the code above.
         responses: {
-          200: { description: 'Response for status 200', content: { 'application/json': { schema: Healthy } } },
-          503: { description: Unavailable.description!, content: { 'application/json': { schema: Unavailable } } },
+          200: jsonAnswer(Healthy, 'The server and its database answer'),
+          413: jsonAnswer(Refusals[413]!),
+          503: jsonAnswer(Refusals[503]!),
         },
       },
     },

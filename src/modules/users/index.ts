@@ -1,8 +1,10 @@
 /** Routes: GET /api/v1/users/me, PUT /api/v1/users/me/password. */
 import { Elysia } from 'elysia';
-import { errorResponses, forbidden, unauthorized } from '../../http/errors.ts';
 import type { guardPlugin } from '../../http/auth.ts';
-import { ChangePasswordBody, MessageBody, User } from './model.ts';
+import { errorResponses } from '../../http/error-responses.ts';
+import { forbidden, unauthorized } from '../../http/errors.ts';
+import { PASSWORD_MIN_LENGTH_FLOOR } from '../../lib/password.ts';
+import { ChangePasswordBody, ChangePasswordRequestBody, MessageBody, User } from './model.ts';
 import type { UserService } from './service.ts';
 
 /** The users feature's routes. */
@@ -18,7 +20,7 @@ export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserSer
       },
       {
         access: { auth: 'any' },
-        response: { 200: User, ...errorResponses(401, 429) },
+        response: { 200: User, ...errorResponses(['unauthorized', 'payload_too_large', 'rate_limited']) },
         detail: { summary: 'The calling account', security: [{ jwt: [] }, { apiKey: [] }] },
       },
     )
@@ -33,8 +35,18 @@ export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserSer
       {
         access: { auth: 'jwt', json: true },
         body: ChangePasswordBody,
-        response: { 200: MessageBody, ...errorResponses(400, 401, 403, 413, 415, 429) },
-        detail: { summary: 'Change the password; logs out every other session', security: [{ jwt: [] }] },
+        response: {
+          200: MessageBody,
+          ...errorResponses(
+            ['validation_error', 'weak_password', 'invalid_password', 'unauthorized', 'forbidden', 'payload_too_large', 'unsupported_media_type', 'rate_limited'],
+            { validation_error: 'current_password is required', weak_password: `new_password must be at least ${PASSWORD_MIN_LENGTH_FLOOR} characters` },
+          ),
+        },
+        detail: {
+          summary: 'Change the password; logs out every other session',
+          security: [{ jwt: [] }],
+          requestBody: ChangePasswordRequestBody,
+        },
       },
     );
 }
