@@ -6,6 +6,7 @@
 #   docker build -t expose-server .
 #   docker run -d --name expose -p 3000:3000 -v expose-data:/data expose-server
 #   docker exec -i expose expose-server user add admin@example.com < password.txt
+#   (umask 077; docker exec expose expose-server backup - > expose-backup.db)   # no sqlite3 needed
 #
 # Runtime base: distroless "base-nossl" is the smallest image that has what the binary links against
 # (glibc: libc, libm, libpthread, libdl; Bun carries its own TLS and SQLite). It has no shell and no

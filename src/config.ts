@@ -4,7 +4,7 @@
  */
 import { LOG_LEVELS, type LogLevel } from './lib/logger.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH_FLOOR } from './lib/password.ts';
-import { parseCidrList, type Cidr } from './lib/client-ip.ts';
+import { parseCidrList, parseIp, type Cidr } from './lib/client-ip.ts';
 
 /** The validated settings the server runs with. */
 export interface Config {
@@ -22,6 +22,17 @@ export interface Config {
   readonly rateLimitApi: number;
   readonly trustedProxies: readonly Cidr[];
   readonly logLevel: LogLevel;
+  /** Tunnels live at `{subdomain}.{tunnelDomain}`; normalised (lower-case, no trailing dot). */
+  readonly tunnelDomain: string;
+  /** `public_url` template with `{subdomain}` (and `{domain}`, `{port}`); undefined: `http://{subdomain}.{domain}:{port}`. */
+  readonly publicUrl: string | undefined;
+  readonly reservedSubdomains: readonly string[];
+  /** Live tunnels per user; 0 = no limit. */
+  readonly maxTunnels: number;
+  /** Visitor requests in flight per tunnel; 0 = no limit. */
+  readonly maxStreams: number;
+  readonly tunnelTimeoutSeconds: number;
+  readonly subdomainGraceSeconds: number;
 }
 
 /** A bad setting: the message is the one line printed before exiting. */
@@ -47,14 +58,66 @@ function integer(raw: string, name: string, min: number, max: number): number {
   return value;
 }
 
+/** A host name label (RFC 1123): letters, digits and inner hyphens, 1 to 63 characters. */
+const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
+const HOST_NAME_MAX_LENGTH = 253;
+
+/**
+ * The listen address: an IP literal (IPv6 also in brackets) or a plausible host name. Checked here
+ * because Bun's own refusal of a bad one reads "Is port 3000 in use?", which names the wrong setting.
+ * A name whose last label is all digits is a mistyped IPv4 address (`999.1.1.1`), never a host name.
+ */
+function parseHost(raw: string, name: string): string {
+  let value = raw.trim();
+  if (value === '') throw new ConfigError(`${name}: must not be empty`);
+  if (value.startsWith('[') && value.endsWith(']') && value.includes(':') && parseIp(value.slice(1, -1))) value = value.slice(1, -1);
+  if (parseIp(value)) return value;
+  const labels = (value.endsWith('.') ? value.slice(0, -1) : value).split('.');
+  const plausible =
+    !value.includes(':') &&
+    value.length <= HOST_NAME_MAX_LENGTH &&
+    labels.every((label) => HOST_LABEL.test(label)) &&
+    !/^\d+$/.test(labels.at(-1)!);
+  if (!plausible) throw new ConfigError(`${name}: "${raw}" is not an IP address or host name (e.g. 0.0.0.0, 127.0.0.1, ::, localhost)`);
+  return value;
+}
+
+/** EXPOSE_TUNNEL_DOMAIN: a host name of one or more labels (`localhost`, `expose.example.com`). */
+function parseTunnelDomain(raw: string, name: string): string {
+  const value = raw.trim().toLowerCase().replace(/\.$/, '');
+  const labels = value.split('.');
+  if (value.length > HOST_NAME_MAX_LENGTH - 64 || !labels.every((label) => HOST_LABEL.test(label)) || /^\d+$/.test(labels.at(-1)!)) {
+    throw new ConfigError(`${name}: "${raw}" is not a domain name (e.g. localhost, expose.example.com)`);
+  }
+  return value;
+}
+
+/** EXPOSE_PUBLIC_URL: an http(s) URL template holding `{subdomain}`. */
+function parsePublicUrl(raw: string | undefined, name: string): string | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const value = raw.trim();
+  if (!value.includes('{subdomain}')) throw new ConfigError(`${name}: must contain {subdomain}, e.g. https://{subdomain}.expose.example.com`);
+  let url: URL;
+  try {
+    url = new URL(value.replaceAll('{subdomain}', 'x').replaceAll('{domain}', 'example.com').replaceAll('{port}', '1'));
+  } catch {
+    throw new ConfigError(`${name}: "${raw}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${name}: must start with http:// or https://`);
+  return value.replace(/\/+$/, '');
+}
+
+/** EXPOSE_RESERVED_SUBDOMAINS: comma-separated names. */
+function parseReserved(raw: string | undefined, name: string): readonly string[] {
+  const names = (raw ?? '').split(',').map((n) => n.trim().toLowerCase()).filter(Boolean);
+  for (const n of names) if (!HOST_LABEL.test(n)) throw new ConfigError(`${name}: "${n}" is not a subdomain label`);
+  return Object.freeze(names);
+}
+
 /** Every setting, in the order `--help` lists them. */
 export const SETTINGS: readonly Setting<keyof Config>[] = [
-  { key: 'host', env: 'EXPOSE_HOST', flag: '--host', defaultText: '0.0.0.0', help: 'listen address',
-    parse: (raw, name) => {
-      const value = (raw ?? '0.0.0.0').trim();
-      if (value === '') throw new ConfigError(`${name}: must not be empty`);
-      return value;
-    } },
+  { key: 'host', env: 'EXPOSE_HOST', flag: '--host', defaultText: '0.0.0.0', help: 'listen address: an IPv4 or IPv6 address or a host name',
+    parse: (raw, name) => parseHost(raw ?? '0.0.0.0', name) },
   { key: 'port', env: 'EXPOSE_PORT', envAlias: 'PORT', flag: '--port', defaultText: '3000', help: 'listen port (0 picks a free one)',
     parse: (raw, name) => integer(raw ?? '3000', name, 0, 65535) },
   { key: 'dbPath', env: 'EXPOSE_DB', flag: '--db', defaultText: './expose.db', help: 'SQLite file (created, WAL mode); :memory: allowed',
@@ -91,6 +154,20 @@ export const SETTINGS: readonly Setting<keyof Config>[] = [
         throw new ConfigError(`${name}: ${(error as Error).message}`);
       }
     } },
+  { key: 'tunnelDomain', env: 'EXPOSE_TUNNEL_DOMAIN', flag: '--tunnel-domain', defaultText: 'localhost', help: 'tunnels live at {subdomain}.{this domain}',
+    parse: (raw, name) => parseTunnelDomain(raw ?? 'localhost', name) },
+  { key: 'publicUrl', env: 'EXPOSE_PUBLIC_URL', flag: '--public-url', defaultText: 'http://{subdomain}.{domain}:{port}', help: 'how public_url is written, e.g. https://{subdomain}.expose.example.com behind a TLS proxy',
+    parse: (raw, name) => parsePublicUrl(raw, name) },
+  { key: 'reservedSubdomains', env: 'EXPOSE_RESERVED_SUBDOMAINS', flag: '--reserved-subdomains', defaultText: '(none)', help: 'comma-separated names nobody may use, besides api and www',
+    parse: (raw, name) => parseReserved(raw, name) },
+  { key: 'maxTunnels', env: 'EXPOSE_MAX_TUNNELS', flag: '--max-tunnels', defaultText: '10', help: 'live tunnels per user; 0 = no limit',
+    parse: (raw, name) => integer(raw ?? '10', name, 0, 1_000_000) },
+  { key: 'maxStreams', env: 'EXPOSE_MAX_STREAMS', flag: '--max-streams', defaultText: '256', help: 'visitor requests in flight per tunnel; 0 = no limit',
+    parse: (raw, name) => integer(raw ?? '256', name, 0, 1_000_000) },
+  { key: 'tunnelTimeoutSeconds', env: 'EXPOSE_TUNNEL_TIMEOUT', flag: '--tunnel-timeout', defaultText: '300', help: 'seconds for the local service to send response headers (then 504)',
+    parse: (raw, name) => integer(raw ?? '300', name, 1, 86_400) },
+  { key: 'subdomainGraceSeconds', env: 'EXPOSE_SUBDOMAIN_GRACE', flag: '--subdomain-grace', defaultText: '30', help: "seconds a dropped tunnel's subdomain is held for its owner",
+    parse: (raw, name) => integer(raw ?? '30', name, 0, 86_400) },
   { key: 'logLevel', env: 'EXPOSE_LOG_LEVEL', flag: '--log-level', defaultText: 'info', help: 'debug, info, warn or error',
     parse: (raw, name) => {
       const value = (raw ?? 'info').trim().toLowerCase() as LogLevel;

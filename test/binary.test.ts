@@ -3,7 +3,7 @@
  * does not exist yet, a port the kernel picks; then a stop signal and a restart on the same database.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'bun:test';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY_TEST_PASSWORD, ServerProcess, installBinary, jsonRequest, removeTempDirs, runBinary, tempDir } from './helpers/binary.ts';
 
@@ -32,6 +32,37 @@ interface Account {
   key: string;
   keyId: string;
   userId: string;
+}
+
+/** Bun's HTTP parser (uWebSockets) refuses a request past these with 431 before our code runs; measured on Bun 1.4.5. */
+const MAX_HEADER_FIELDS = 198;
+const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
+
+/** Sends `head` (request line and headers, as raw bytes) on its own connection; resolves with the status line. */
+function rawStatusLine(port: number, head: string): Promise<string> {
+  const { promise, resolve } = Promise.withResolvers<string>();
+  let received = '';
+  void Bun.connect({
+    hostname: '127.0.0.1',
+    port,
+    socket: {
+      open: (socket) => void socket.write(head),
+      data: (_socket, data) => void (received += data.toString()),
+      close: () => resolve(received.split('\r\n')[0]!),
+      error: () => resolve(received.split('\r\n')[0]!),
+    },
+  });
+  return promise;
+}
+
+/** A GET /health head with `fields` header fields in all (Host and Connection included). */
+const headWithFields = (fields: number) =>
+  `GET /health HTTP/1.1\r\nHost: localhost\r\n${Array.from({ length: fields - 2 }, (_, i) => `X-F${i}: v\r\n`).join('')}Connection: close\r\n\r\n`;
+
+/** A GET /health head exactly `bytes` long, padded by one header. */
+function headOfBytes(bytes: number): string {
+  const frame = (pad: string) => `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Pad: ${pad}\r\nConnection: close\r\n\r\n`;
+  return frame('a'.repeat(bytes - frame('').length));
 }
 
 async function registerWithKey(server: ServerProcess, email: string): Promise<Account> {
@@ -159,6 +190,37 @@ describe('the compiled binary', () => {
     expect(existsSync(join(cwd, 'preloaded'))).toBe(false);
     // Default EXPOSE_DB is ./expose.db, created in the working directory.
     expect(existsSync(join(cwd, 'expose.db'))).toBe(true);
+    expect(await server.stop()).toBe(0);
+  });
+
+  it('says at start where it can be reached and whether anyone who reaches it may register', async () => {
+    const open = await ServerProcess.start(binary, { cwd: dir, env: { EXPOSE_DB: ':memory:' }, args: ['--host', '0.0.0.0'] });
+    running.push(open);
+    const listening = await open.waitForLog((line) => line.msg === 'listening');
+    expect(listening.url).toBe(`http://0.0.0.0:${open.port}`);
+    expect(listening.reachable_at).toContain(`http://127.0.0.1:${open.port}`);
+    const warning = await open.waitForLog((line) => line.registration === 'open');
+    expect(warning).toMatchObject({ level: 'warn', msg: 'registration is open: anyone who can reach this server can create an account' });
+    expect(warning.to_close).toContain('EXPOSE_REGISTRATION=closed');
+    expect(await open.stop()).toBe(0);
+
+    const closed = await start(binary, dir, { EXPOSE_DB: ':memory:', EXPOSE_REGISTRATION: 'closed' });
+    const notice = await closed.waitForLog((line) => line.registration === 'closed');
+    expect(notice.level).toBe('info');
+    expect(notice.msg).toContain('registration is closed');
+    expect((await closed.waitForLog((line) => line.msg === 'listening')).reachable_at).toEqual([closed.url]);
+    expect(await closed.stop()).toBe(0);
+  });
+
+  it('answers 431 exactly past the header limits the README states', async () => {
+    const readme = readFileSync(join(import.meta.dir, '..', 'README.md'), 'utf8');
+    expect(readme).toContain(`more than ${MAX_HEADER_FIELDS} header fields`);
+    expect(readme).toContain(`over 16 KiB (${MAX_REQUEST_HEAD_BYTES.toLocaleString('en')} bytes)`);
+    const server = await start(binary, dir, { EXPOSE_DB: ':memory:' });
+    expect(await rawStatusLine(server.port, headWithFields(MAX_HEADER_FIELDS))).toBe('HTTP/1.1 200 OK');
+    expect(await rawStatusLine(server.port, headWithFields(MAX_HEADER_FIELDS + 1))).toStartWith('HTTP/1.1 431');
+    expect(await rawStatusLine(server.port, headOfBytes(MAX_REQUEST_HEAD_BYTES))).toBe('HTTP/1.1 200 OK');
+    expect(await rawStatusLine(server.port, headOfBytes(MAX_REQUEST_HEAD_BYTES + 1))).toStartWith('HTTP/1.1 431');
     expect(await server.stop()).toBe(0);
   });
 

@@ -28,6 +28,14 @@ describe('loadConfig', () => {
   });
 
   it.each([
+    ['EXPOSE_HOST: "999.1.1.1" is not an IP address or host name', { EXPOSE_HOST: '999.1.1.1' }, []],
+    ['EXPOSE_HOST: "10.0.0" is not', { EXPOSE_HOST: '10.0.0' }, []],
+    ['EXPOSE_HOST: "300.1.1.1" is not', { EXPOSE_HOST: '300.1.1.1' }, []],
+    ['EXPOSE_HOST: "::g" is not', { EXPOSE_HOST: '::g' }, []],
+    ['EXPOSE_HOST: "my host" is not', { EXPOSE_HOST: 'my host' }, []],
+    ['EXPOSE_HOST: "http://example.com" is not', { EXPOSE_HOST: 'http://example.com' }, []],
+    ['EXPOSE_HOST: "-bad.example.com" is not', { EXPOSE_HOST: '-bad.example.com' }, []],
+    ['--host: "a..b" is not', {}, ['--host', 'a..b']],
     ['EXPOSE_PORT', { EXPOSE_PORT: 'abc' }, []],
     ['EXPOSE_PORT', { EXPOSE_PORT: '70000' }, []],
     ['PORT', { PORT: '-1' }, []],
@@ -52,6 +60,19 @@ describe('loadConfig', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toContain(expected);
     expect((error as Error).message).not.toContain('\n');
+  });
+
+  it.each([
+    ['127.0.0.1', '127.0.0.1'],
+    ['0.0.0.0', '0.0.0.0'],
+    ['::', '::'],
+    ['[::1]', '::1'],
+    ['fe80::1%eth0', 'fe80::1%eth0'],
+    [' localhost ', 'localhost'],
+    ['api.example.com', 'api.example.com'],
+    ['my-host', 'my-host'],
+  ])('accepts the listen address %p as %p', (raw, host) => {
+    expect(loadConfig({ EXPOSE_HOST: raw }).host).toBe(host);
   });
 
   it('never echoes a rejected secret', () => {

@@ -29,7 +29,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     else if (VERSION_FLAGS.has(arg)) parsed.version = true;
     else if (PASSWORD_FLAGS.has(arg.split('=', 1)[0]!)) {
       throw new CliError('passwords are never taken on the command line: type it at the prompt or pipe it on stdin', EXIT_USAGE);
-    } else if (arg.startsWith('-')) {
+    } else if (arg.startsWith('-') && arg !== '-') {
+      // A lone "-" is a word: stdout or stdin, as in `backup -`.
       parsed.settingFlags.push(arg);
       if (!arg.includes('=') && i + 1 < argv.length) parsed.settingFlags.push(argv[++i]!);
     } else {

@@ -21,11 +21,21 @@ Usage:
   ${PROGRAM} user add <email> [settings]      create an account, even while registration is closed
   ${PROGRAM} user passwd <email> [settings]   set an account's password and end all its sessions
   ${PROGRAM} user list [settings]             list accounts
+  ${PROGRAM} user disable <email> [settings]  refuse the account's login, sessions and keys; end its sessions
+  ${PROGRAM} user enable <email> [settings]   undo user disable
+  ${PROGRAM} user logout <email> [settings]   end every session of the account (API keys stay)
+  ${PROGRAM} user delete <email> [settings]   delete the account with its sessions and API keys, at once
+  ${PROGRAM} key list <email> [settings]      list the account's API keys
+  ${PROGRAM} key revoke <id|key> [settings]   delete one API key, by id (see key list) or the full key
+  ${PROGRAM} backup <file> [settings]         copy the database, consistent while serving, mode 0600;
+                                                 never overwrites a file; "-" writes the copy to stdout
   ${PROGRAM} healthcheck [settings]           exit 0 when the server at the configured port answers /health
   ${PROGRAM} --help | --version
 
-Passwords are never taken from the command line: they are asked at the terminal (twice, not echoed)
-or, when stdin is not a terminal, read as one line from stdin.
+Only serve and user add create the database; every other command needs it to exist. Passwords are
+never taken from the command line: they are asked at the terminal (twice, not echoed) or, when stdin
+is not a terminal, read as one line from stdin. user delete asks nothing: the exact email is the
+confirmation (user disable is the reversible step).
 
 Settings (a flag wins over its environment variable; --flag value or --flag=value):
 ${settingsHelp()}

@@ -2,8 +2,10 @@
 import { ConfigError, loadConfig } from '../config.ts';
 import { parseArgs } from './args.ts';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './cli-error.ts';
+import { backupCommand } from './backup.ts';
 import { healthcheck } from './healthcheck.ts';
 import { PROGRAM, helpText, versionText } from './help.ts';
+import { keyCommand } from './key.ts';
 import { serve } from './serve.ts';
 import { userCommand } from './user.ts';
 
@@ -28,6 +30,12 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       return serve(config);
     case 'user':
       await userCommand(config, rest, { out });
+      return 0;
+    case 'key':
+      await keyCommand(config, rest, { out });
+      return 0;
+    case 'backup':
+      await backupCommand(config, rest, { out });
       return 0;
     case 'healthcheck':
       out(await healthcheck(config));

@@ -1,16 +1,22 @@
 /**
- * `serve`: open the database, listen, and on SIGTERM or SIGINT stop gracefully: stop accepting, let
- * requests in flight finish (bounded), fold the WAL into the database file, close it.
+ * `serve`: open the database, listen (src/server.ts), and on SIGTERM or SIGINT stop gracefully: tell
+ * tunnel clients, stop accepting, let requests in flight finish (bounded), fold the WAL into the
+ * database file, close it.
  */
-import { createApp } from '../app.ts';
+import { networkInterfaces } from 'node:os';
 import type { Config } from '../config.ts';
+import { parseIp } from '../lib/client-ip.ts';
 import { version } from '../../package.json';
-import { createLogger, flushLogs } from '../lib/logger.ts';
+import { listen, type RunningServer } from '../server.ts';
+import { createLogger, flushLogs, type Logger } from '../lib/logger.ts';
 import { CliError } from './cli-error.ts';
 import { closeStore, openStore } from './store.ts';
 
 /** How long in-flight requests get to finish after a stop signal before their connections are cut. */
 export const SHUTDOWN_GRACE_MS = 10_000;
+
+/** A stop signal this soon after the first is the same one delivered twice, not an impatient operator. */
+const DUPLICATE_SIGNAL_WINDOW_MS = 250;
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 type StopSignal = (typeof STOP_SIGNALS)[number];
@@ -34,31 +40,91 @@ function listenUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/**
+ * Where clients can reach a server listening on `host`: a wildcard means every address of this
+ * machine (IPv4 only for 0.0.0.0), which `http://0.0.0.0:3000` does not tell a newcomer.
+ */
+function reachableUrls(host: string, port: number): string[] {
+  if (host !== '0.0.0.0' && host !== '::') return [listenUrl(host, port)];
+  const families = host === '::' ? ['IPv4', 'IPv6'] : ['IPv4'];
+  const addresses = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  // Link-local IPv6 addresses need a zone to be dialled; nobody would type them.
+  const usable = addresses.filter((a) => families.includes(a.family) && !(a.family === 'IPv6' && a.address.startsWith('fe80:')));
+  return usable.map((a) => listenUrl(a.address, port));
+}
+
+/**
+ * Says whether anyone who can reach the server may create an account: open registration is the
+ * default, and an operator who put the server on a public address should not learn it from a stranger.
+ */
+function logRegistration(logger: Logger, config: Config): void {
+  if (config.registration === 'closed') {
+    logger.info('registration is closed: accounts are created with `expose-server user add <email>`', { registration: 'closed' });
+    return;
+  }
+  logger.warn('registration is open: anyone who can reach this server can create an account', {
+    registration: 'open',
+    to_close: 'set EXPOSE_REGISTRATION=closed (or --registration closed) and restart; then create accounts with `expose-server user add <email>`',
+  });
+}
+
+/**
+ * A host name that does not resolve fails to listen with Bun's "Is port 3000 in use?", which blames
+ * the wrong setting; looked up first, it gets a line of its own.
+ */
+async function requireResolvableHost(config: Config): Promise<void> {
+  if (parseIp(config.host)) return;
+  try {
+    await Bun.dns.lookup(config.host);
+  } catch {
+    throw new CliError(`cannot listen on ${listenUrl(config.host, config.port)}: the host name "${config.host}" does not resolve (EXPOSE_HOST or --host)`);
+  }
+}
+
 /** Runs the server until a stop signal; resolves with the exit status once everything is closed. */
 export async function serve(config: Config): Promise<number> {
   const logger = createLogger(config.logLevel);
-  const store = openStore(config);
-  const app = createApp({ config, db: store.handle, jwtSecret: store.jwtSecret, logger });
+  await requireResolvableHost(config);
+  const store = openStore(config, 'create');
   const stopSignal = nextStopSignal();
+  let running: RunningServer;
   try {
-    // reusePort off: a second server on the same port must fail loudly, not share the traffic.
-    app.listen({ hostname: config.host, port: config.port, reusePort: false, development: false });
+    running = listen({ config, db: store.handle, jwtSecret: store.jwtSecret, logger });
   } catch (error) {
     closeStore(store);
     throw new CliError(`cannot listen on ${listenUrl(config.host, config.port)}: ${(error as Error).message}`);
   }
-  const server = app.server!;
-  logger.info('listening', { url: listenUrl(config.host, server.port!), port: server.port, db: config.dbPath, version });
+  const { server, relay } = running;
+  logger.info('listening', {
+    url: listenUrl(config.host, server.port!),
+    port: server.port,
+    reachable_at: reachableUrls(config.host, server.port!),
+    db: config.dbPath,
+    tunnels_at: `{subdomain}.${config.tunnelDomain}`,
+    version,
+    pid: process.pid,
+  });
+  logRegistration(logger, config);
 
   const signal = await stopSignal;
+  const stoppingAtMs = performance.now();
   logger.info('stopping', { signal, grace_ms: SHUTDOWN_GRACE_MS });
+  // Tunnel clients are told first (GoAway shutdown, close 1001) and come back when the server does;
+  // their sockets would otherwise hold the drain open for the whole grace period.
+  relay.shutdown();
   const drained = server.stop(false).then(() => true);
   let graceTimer: Timer | undefined;
   const graceOver = new Promise<false>((resolve) => {
     graceTimer = setTimeout(() => resolve(false), SHUTDOWN_GRACE_MS);
   });
-  // A second signal means "now": the operator does not want to wait for the grace period.
-  const impatient = nextStopSignal().then(() => false as const);
+  // A second signal means "now": the operator does not want to wait for the grace period. Ctrl-C on
+  // `npm start` delivers SIGINT twice at once (the terminal's, and npm's forwarded copy): that is one.
+  const impatient = (async () => {
+    for (;;) {
+      await nextStopSignal();
+      if (performance.now() - stoppingAtMs >= DUPLICATE_SIGNAL_WINDOW_MS) return false as const;
+    }
+  })();
   const finished = await Promise.race([drained, graceOver, impatient]);
   clearTimeout(graceTimer);
   if (!finished) {

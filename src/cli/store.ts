@@ -1,11 +1,15 @@
 /** Opens the configured database for a command: open, migrate, resolve the JWT secret; one clear line on failure. */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { version } from '../../package.json';
 import type { Config } from '../config.ts';
 import { openDb, type DbHandle } from '../db/client.ts';
-import { migrate } from '../db/migrate.ts';
+import { SchemaTooNewError, migrate } from '../db/migrate.ts';
 import { resolveJwtSecret } from '../db/settings.ts';
 import { CliError } from './cli-error.ts';
 
 const PRIVATE_FILES_UMASK = 0o077;
+const MEMORY_DATABASE = ':memory:';
 
 /** An open, migrated database and the JWT secret in force. */
 export interface Store {
@@ -13,15 +17,37 @@ export interface Store {
   jwtSecret: string;
 }
 
+/** Whether a command may create the database when there is none at the configured path. */
+export type Creation = 'create' | 'must-exist';
+
 /**
- * Opens the database at `config.dbPath` (creating it) and brings its schema up to date; every command
- * does this, so the first `user add` on a fresh host works before the server ever ran.
- * @throws CliError naming the file when it cannot be opened or migrated.
+ * Files this process creates (the database, its -wal and -shm, a backup) are readable by their owner
+ * only: they hold password hashes and the JWT secret. An existing file keeps its mode.
  */
-export function openStore(config: Config): Store {
-  // The database holds password hashes and the JWT secret: files this process creates (the database,
-  // its -wal and -shm) are readable by their owner only. An existing file keeps its mode.
+export function restrictNewFiles(): void {
   process.umask(PRIVATE_FILES_UMASK);
+}
+
+/**
+ * Refuses a database path where there is no file. Only `serve` and `user add` create a database: any
+ * other command run in the wrong directory would otherwise leave an empty `./expose.db` behind and
+ * answer as if the server had no accounts.
+ * @throws CliError naming the absolute path.
+ */
+export function requireDatabaseFile(config: Config): void {
+  if (config.dbPath === MEMORY_DATABASE || existsSync(config.dbPath)) return;
+  throw new CliError(`no database at ${resolve(config.dbPath)} (point --db or EXPOSE_DB at the server's database)`);
+}
+
+/**
+ * Opens the database at `config.dbPath` and brings its schema up to date. `serve` and `user add`
+ * create it, so the first `user add` on a fresh host works before the server ever ran; every other
+ * command needs it to exist.
+ * @throws CliError naming the file when it is missing, cannot be opened or migrated, or is newer than this build.
+ */
+export function openStore(config: Config, creation: Creation): Store {
+  restrictNewFiles();
+  if (creation === 'must-exist') requireDatabaseFile(config);
   let handle: DbHandle;
   try {
     handle = openDb(config.dbPath);
@@ -33,6 +59,12 @@ export function openStore(config: Config): Store {
     return { handle, jwtSecret: resolveJwtSecret(handle.db, config.jwtSecret) };
   } catch (error) {
     handle.sqlite.close();
+    if (error instanceof SchemaTooNewError) {
+      throw new CliError(
+        `database "${config.dbPath}" has schema ${error.databaseSchema}, but expose-server ${version} knows schema ` +
+          `${error.knownSchema} only: run the release that migrated it (or restore a backup taken before that upgrade)`,
+      );
+    }
     throw new CliError(`cannot prepare database "${config.dbPath}": ${(error as Error).message}`);
   }
 }
