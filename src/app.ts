@@ -85,7 +85,10 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   // Warm the dummy hash now, so the first login of an unknown email costs what any other does.
   void services.hasher.ensureDummyHash();
 
-  const app = new Elysia()
+  // standardHostname off: Elysia otherwise looks for the path's first "/" from index 11 of the URL,
+  // which assumes a host of at least 4 characters; `Host: x` made /api/v1/... route as /v1/... (404).
+  // (Behind app.listen() Bun's own router hid this; the one listener in src/server.ts calls app.fetch.)
+  const app = new Elysia({ handler: { standardHostname: false } })
     .use(errorsPlugin(deps.logger))
     .use(requestLog.plugin())
     .use(securityHeadersPlugin())

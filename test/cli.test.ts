@@ -10,7 +10,7 @@ import { version } from '../package.json';
 import { SETTINGS } from '../src/config.ts';
 import { MIGRATION_COUNT } from '../src/db/migrate.ts';
 import { parseArgs } from '../src/cli/args.ts';
-import { applyKeystrokes, type HiddenLine } from '../src/cli/password-input.ts';
+import { applyKeystrokes, type HiddenLine } from '../src/lib/hidden-input.ts';
 import { BINARY_TEST_PASSWORD, ServerProcess, cleanEnv, installBinary, jsonRequest, removeTempDirs, runBinary, tempDir } from './helpers/binary.ts';
 
 const BUILD_TIMEOUT_MS = 120_000;

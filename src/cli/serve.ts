@@ -8,6 +8,7 @@ import type { Config } from '../config.ts';
 import { parseIp } from '../lib/client-ip.ts';
 import { version } from '../../package.json';
 import { listen, type RunningServer } from '../server.ts';
+import { intervalsFromEnv } from '../tunnel/settings.ts';
 import { createLogger, flushLogs, type Logger } from '../lib/logger.ts';
 import { CliError } from './cli-error.ts';
 import { closeStore, openStore } from './store.ts';
@@ -21,18 +22,40 @@ const DUPLICATE_SIGNAL_WINDOW_MS = 250;
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 type StopSignal = (typeof STOP_SIGNALS)[number];
 
-/** Resolves with the next SIGTERM or SIGINT; until then those signals no longer kill the process. */
-function nextStopSignal(): Promise<StopSignal> {
-  return new Promise((resolve) => {
-    const handlers = STOP_SIGNALS.map((signal) => {
-      const handler = () => {
-        for (const [i, name] of STOP_SIGNALS.entries()) process.off(name, handlers[i]!);
-        resolve(signal);
-      };
-      process.on(signal, handler);
-      return handler;
-    });
+/** A stop signal and when it arrived (performance.now()). */
+interface StopEvent {
+  signal: StopSignal;
+  atMs: number;
+}
+
+/**
+ * SIGTERM and SIGINT as they arrive, for the whole life of `serve`. One handler stays installed from
+ * start to end: were it removed and added again between two signals, a signal landing in that gap
+ * would take the default action and kill the process mid-shutdown, which is what happened to Ctrl-C
+ * on `npm start` (the terminal's SIGINT, then npm's forwarded copy a moment later).
+ */
+function stopSignals() {
+  const arrived: StopEvent[] = [];
+  let wake: (() => void) | undefined;
+  const handlers = STOP_SIGNALS.map((signal) => {
+    const handler = () => {
+      arrived.push({ signal, atMs: performance.now() });
+      wake?.();
+    };
+    process.on(signal, handler);
+    return handler;
   });
+  return {
+    /** The next signal not yet taken, waiting for one if none is left. */
+    async next(): Promise<StopEvent> {
+      while (arrived.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      return arrived.shift()!;
+    },
+    /** Gives SIGTERM and SIGINT back their default action. */
+    dispose(): void {
+      for (const [i, name] of STOP_SIGNALS.entries()) process.off(name, handlers[i]!);
+    },
+  };
 }
 
 /** `http://host:port`, with IPv6 hosts in brackets. */
@@ -85,12 +108,19 @@ async function requireResolvableHost(config: Config): Promise<void> {
 export async function serve(config: Config): Promise<number> {
   const logger = createLogger(config.logLevel);
   await requireResolvableHost(config);
+  let intervals: ReturnType<typeof intervalsFromEnv>;
+  try {
+    intervals = intervalsFromEnv(process.env);
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
   const store = openStore(config, 'create');
-  const stopSignal = nextStopSignal();
+  const signals = stopSignals();
   let running: RunningServer;
   try {
-    running = listen({ config, db: store.handle, jwtSecret: store.jwtSecret, logger });
+    running = listen({ config, db: store.handle, jwtSecret: store.jwtSecret, logger, tunnel: intervals });
   } catch (error) {
+    signals.dispose();
     closeStore(store);
     throw new CliError(`cannot listen on ${listenUrl(config.host, config.port)}: ${(error as Error).message}`);
   }
@@ -106,8 +136,7 @@ export async function serve(config: Config): Promise<number> {
   });
   logRegistration(logger, config);
 
-  const signal = await stopSignal;
-  const stoppingAtMs = performance.now();
+  const { signal, atMs: stoppingAtMs } = await signals.next();
   logger.info('stopping', { signal, grace_ms: SHUTDOWN_GRACE_MS });
   // Tunnel clients are told first (GoAway shutdown, close 1001) and come back when the server does;
   // their sockets would otherwise hold the drain open for the whole grace period.
@@ -121,8 +150,8 @@ export async function serve(config: Config): Promise<number> {
   // `npm start` delivers SIGINT twice at once (the terminal's, and npm's forwarded copy): that is one.
   const impatient = (async () => {
     for (;;) {
-      await nextStopSignal();
-      if (performance.now() - stoppingAtMs >= DUPLICATE_SIGNAL_WINDOW_MS) return false as const;
+      const next = await signals.next();
+      if (next.atMs - stoppingAtMs >= DUPLICATE_SIGNAL_WINDOW_MS) return false as const;
     }
   })();
   const finished = await Promise.race([drained, graceOver, impatient]);
@@ -137,5 +166,6 @@ export async function serve(config: Config): Promise<number> {
   logger.info('stopped', { drained: finished, wal_checkpointed: checkpointed });
   // Lines leave once per event-loop turn; the last ones must be out before the caller exits.
   flushLogs();
+  signals.dispose();
   return 0;
 }

@@ -5,9 +5,6 @@
  * against the route's schema, so a bad body can never answer ahead of a bad credential.
  */
 import { Elysia, status } from 'elysia';
-import { API_KEY_PREFIX } from '../lib/api-key.ts';
-import type { ApiKeyService } from '../modules/api-keys/service.ts';
-import type { SessionService } from '../modules/auth/sessions.ts';
 import { decodeJsonBody } from './body.ts';
 import type { ClientAddress } from './client-address.ts';
 import { answerWith, type AppError, forbidden, unauthorized } from './errors.ts';
@@ -18,34 +15,14 @@ export type Principal =
   | { kind: 'jwt'; userId: string; sessionId: string }
   | { kind: 'api_key'; userId: string; keyId: string };
 
+/** Resolves an `Authorization` header value to a principal, or null (src/modules/auth/authenticator.ts). */
+export interface CredentialCheck {
+  fromHeader(header: string | null): Promise<Principal | null>;
+}
+
 // The guard's refusals: made once, answered many times (a flood receives them).
 const UNAUTHORIZED = unauthorized();
 const FORBIDDEN = forbidden();
-
-/** Longest Authorization header value worth looking at; a JWT of ours is ~250 characters. */
-const MAX_CREDENTIAL_LENGTH = 4096;
-
-/** Resolves the `Authorization` header to a principal, or null for anything not valid right now. */
-export class Authenticator {
-  constructor(
-    private readonly sessions: SessionService,
-    private readonly apiKeys: ApiKeyService,
-  ) {}
-
-  async authenticate(header: string | null): Promise<Principal | null> {
-    if (header === null || header.length > MAX_CREDENTIAL_LENGTH) return null;
-    const space = header.indexOf(' ');
-    if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') return null;
-    const credential = header.slice(space + 1).trim();
-    if (credential.length === 0) return null;
-    if (credential.startsWith(API_KEY_PREFIX)) {
-      const key = this.apiKeys.authenticate(credential);
-      return key && { kind: 'api_key', userId: key.userId, keyId: key.keyId };
-    }
-    const session = await this.sessions.authenticate(credential);
-    return session && { kind: 'jwt', userId: session.userId, sessionId: session.sessionId };
-  }
-}
 
 /**
  * What a route requires. `limit` marks a route without credentials, limited per client IP in that
@@ -67,7 +44,7 @@ interface GuardContext {
  * flood receives, and a throw through the async hooks plus the error handler costs more than the
  * rest of the refusal. The answer is the one the errors plugin would give (`answerWith`).
  */
-export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, clientOf: (request: Request) => ClientAddress) {
+export function guardPlugin(credentials: CredentialCheck, limiter: RateLimiter, clientOf: (request: Request) => ClientAddress) {
   const principals = new WeakMap<Request, Principal>();
   return new Elysia({ name: 'http.guard' }).macro({
     access: (access: Access) => {
@@ -83,7 +60,7 @@ export function guardPlugin(authenticator: Authenticator, limiter: RateLimiter, 
           if (refusal) return refuse(refusal);
           return;
         }
-        const principal = await authenticator.authenticate(request.headers.get('authorization'));
+        const principal = await credentials.fromHeader(request.headers.get('authorization'));
         if (!principal) {
           limiter.record('general', clientOf(request).key, set.headers);
           return refuse(UNAUTHORIZED);

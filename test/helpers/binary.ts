@@ -72,8 +72,10 @@ export function buildBinary(): Promise<string> {
     const binary = join(BUILD_CACHE, hash, 'expose-server');
     if (existsSync(binary)) return binary;
     mkdirSync(join(BUILD_CACHE, hash), { recursive: true });
-    const partial = `${binary}.${process.pid}.partial`;
-    const proc = Bun.spawn([process.execPath, join(ROOT, 'scripts', 'build.ts'), '--outfile', partial], {
+    // Both executables are built into a private folder, then moved in: the server last, since its
+    // presence is what marks the cache entry complete.
+    const partial = join(BUILD_CACHE, hash, `partial-${process.pid}`);
+    const proc = Bun.spawn([process.execPath, join(ROOT, 'scripts', 'build.ts'), '--outdir', partial], {
       cwd: ROOT,
       stdout: 'pipe',
       stderr: 'pipe',
@@ -81,10 +83,12 @@ export function buildBinary(): Promise<string> {
     });
     const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0) {
-      rmSync(partial, { force: true });
+      rmSync(partial, { recursive: true, force: true });
       throw new Error(`build failed (${code}):\n${stdout}\n${stderr}`);
     }
-    renameSync(partial, binary);
+    renameSync(join(partial, 'expose'), join(BUILD_CACHE, hash, 'expose'));
+    renameSync(join(partial, 'expose-server'), binary);
+    rmSync(partial, { recursive: true, force: true });
     removeStaleBuilds(hash);
     return binary;
   })();

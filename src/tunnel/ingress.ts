@@ -1,0 +1,189 @@
+/**
+ * Visitor HTTP requests on a tunnel host: find the tunnel, open a stream, stream the request body to
+ * the client and the response back, with none of the API's hooks in the way (no body cap, no JSON,
+ * no API headers, no rate limit) and no idle timeout of ours. One log line per request.
+ */
+import type { Server } from 'bun';
+import type { ClientAddresses } from '../http/client-address.ts';
+import { cidrContains, type Cidr, parseIp } from '../lib/client-ip.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { HeaderPair } from './protocol.ts';
+import type { MemoryTunnelRegistry } from './registry.ts';
+import type { LiveTunnel } from './session.ts';
+import type { TunnelSettings } from './settings.ts';
+import type { HttpStream, ResponseHead, StreamFailure } from './stream.ts';
+import { visitorError } from './visitor-errors.ts';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1), never relayed in either direction. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization']);
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+const EMPTY = new Uint8Array(0);
+const NANOSECONDS_PER_MS = 1e6;
+
+/** Whether `name` must not cross the relay: hop-by-hop, `Proxy-*`, or listed in the message's Connection header. */
+function isHopByHop(name: string, connectionListed: ReadonlySet<string>): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || connectionListed.has(name);
+}
+
+function connectionListed(headers: Headers): Set<string> {
+  const value = headers.get('connection');
+  return new Set(value === null ? [] : value.split(',').map((token) => token.trim().toLowerCase()).filter(Boolean));
+}
+
+/** Statuses whose answer never has a body. */
+const isBodylessStatus = (status: number) => status === 204 || status === 304 || (status >= 100 && status < 200);
+
+/**
+ * A `Set-Cookie` with `Domain` set to the tunnel domain or a parent of it would reach every tunnel and
+ * the API: it becomes host-only (the attribute dropped). A cookie for the tunnel's own host passes.
+ */
+export function confineCookie(setCookie: string, tunnelDomain: string): string {
+  const parts = setCookie.split(';');
+  const kept = parts.filter((part, i) => {
+    if (i === 0) return true;
+    const eq = part.indexOf('=');
+    if (eq === -1 || part.slice(0, eq).trim().toLowerCase() !== 'domain') return true;
+    const domain = part.slice(eq + 1).trim().toLowerCase().replace(/^\./, '').replace(/\.$/, '');
+    return !(domain === tunnelDomain || tunnelDomain.endsWith(`.${domain}`));
+  });
+  return kept.length === parts.length ? setCookie : kept.join(';');
+}
+
+/** Path and query exactly as the request line had them (Bun's `url` is absolute). */
+function pathOf(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  return start === -1 ? '/' : url.slice(start);
+}
+
+/** Relays visitor requests into tunnels. */
+export class Ingress {
+  constructor(
+    private readonly registry: MemoryTunnelRegistry<LiveTunnel>,
+    private readonly settings: TunnelSettings,
+    private readonly addresses: ClientAddresses,
+    private readonly socketAddress: (request: Request) => string | undefined,
+    private readonly trustedProxies: readonly Cidr[],
+    private readonly logger: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  /** Answers a visitor's request to `subdomain` (null: a tunnel-domain host that names no valid tunnel). */
+  async handle(request: Request, server: Server<unknown>, subdomain: string | null): Promise<Response> {
+    const startNs = Bun.nanoseconds();
+    // Long downloads, server-sent events and slow uploads are the visitor's business: no idle cut.
+    server.timeout(request, 0);
+    const found = subdomain === null ? undefined : this.registry.lookup(subdomain, this.now());
+    if (found === undefined || found.state === 'free') return this.answered(request, startNs, visitorError(request, 'tunnel_not_found'));
+    if (found.state === 'held') return this.answered(request, startNs, visitorError(request, 'tunnel_reconnecting'));
+    const tunnel = found.tunnel;
+    tunnel.requestCount++;
+    const headers = this.requestHeaders(request);
+    let stream: HttpStream | undefined;
+    try {
+      stream = tunnel.session.openStream({ method: request.method, path: pathOf(request.url), headers });
+    } catch (error) {
+      // A header or path the protocol cannot carry (the encoder refuses it rather than break the tunnel).
+      if (error instanceof RangeError) return this.answered(request, startNs, visitorError(request, 'bad_request'), tunnel);
+      throw error;
+    }
+    if (!stream) return this.answered(request, startNs, visitorError(request, 'tunnel_busy'), tunnel);
+    const opened = stream;
+    request.signal.addEventListener('abort', () => tunnel.session.visitorGone(opened), { once: true });
+    void this.pumpBody(request, tunnel, opened);
+
+    let head: ResponseHead;
+    let timer: Timer | undefined;
+    try {
+      head = await Promise.race([
+        opened.head,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject('timeout'), this.settings.responseTimeoutMs);
+        }),
+      ]);
+    } catch (failure) {
+      if (failure === 'timeout') {
+        tunnel.session.abandon(opened);
+        return this.answered(request, startNs, visitorError(request, 'tunnel_timeout'), tunnel);
+      }
+      const timedOut = (failure as StreamFailure).kind === 'error' && (failure as { error: string }).error === 'origin_timeout';
+      return this.answered(request, startNs, visitorError(request, timedOut ? 'tunnel_timeout' : 'tunnel_error'), tunnel);
+    } finally {
+      clearTimeout(timer);
+    }
+
+    const responseHeaders = this.responseHeaders(head.headers);
+    const bodyless = request.method === 'HEAD' || isBodylessStatus(head.status);
+    if (bodyless) opened.discardBody();
+    void opened.done.then(() => this.log(request, startNs, head.status, tunnel, opened));
+    return new Response(bodyless ? null : opened.body, { status: head.status, headers: responseHeaders });
+  }
+
+  /** The visitor's headers for the client: hop-by-hop dropped, X-Forwarded-* set (kept only from a trusted proxy). */
+  private requestHeaders(request: Request): HeaderPair[] {
+    const listed = connectionListed(request.headers);
+    const peer = this.socketAddress(request);
+    const peerAddress = peer === undefined ? undefined : parseIp(peer);
+    const trustedPeer = peerAddress !== undefined && this.trustedProxies.some((cidr) => cidrContains(cidr, peerAddress));
+    const pairs: HeaderPair[] = [];
+    for (const [name, value] of request.headers) {
+      if (isHopByHop(name, listed)) continue;
+      if (FORWARDED.has(name) && !(trustedPeer && name !== 'x-forwarded-for')) continue;
+      pairs.push([name, value]);
+    }
+    const clientIp = this.addresses.of(request).ip;
+    if (clientIp !== undefined) pairs.push(['x-forwarded-for', clientIp]);
+    if (!(trustedPeer && request.headers.has('x-forwarded-proto'))) pairs.push(['x-forwarded-proto', 'http']);
+    if (!(trustedPeer && request.headers.has('x-forwarded-host'))) pairs.push(['x-forwarded-host', request.headers.get('host') ?? '']);
+    return pairs;
+  }
+
+  private responseHeaders(pairs: readonly [string, string][]): Headers {
+    const headers = new Headers();
+    const listed = new Set<string>();
+    for (const [name, value] of pairs) {
+      if (name.toLowerCase() === 'connection') for (const token of value.split(',')) listed.add(token.trim().toLowerCase());
+    }
+    for (const [rawName, value] of pairs) {
+      const name = rawName.toLowerCase();
+      if (isHopByHop(name, listed)) continue;
+      headers.append(name, name === 'set-cookie' ? confineCookie(value, this.settings.domain) : value);
+    }
+    return headers;
+  }
+
+  /** Streams the visitor's request body to the client, then its FIN. A visitor who goes away mid-body ends the stream. */
+  private async pumpBody(request: Request, tunnel: LiveTunnel, stream: HttpStream): Promise<void> {
+    const { session } = tunnel;
+    try {
+      if (request.body) {
+        for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+          tunnel.bytesIn += chunk.byteLength;
+          if (!(await session.writeBody(stream, chunk, false))) return;
+        }
+      }
+      await session.writeBody(stream, EMPTY, true);
+    } catch {
+      session.visitorGone(stream);
+    }
+  }
+
+  private answered(request: Request, startNs: number, response: Response, tunnel?: LiveTunnel): Response {
+    this.log(request, startNs, response.status, tunnel, undefined);
+    return response;
+  }
+
+  private log(request: Request, startNs: number, status: number, tunnel: LiveTunnel | undefined, stream: HttpStream | undefined): void {
+    const path = pathOf(request.url);
+    const queryAt = path.indexOf('?');
+    this.logger.info('tunnel request', {
+      method: request.method,
+      host: request.headers.get('host'),
+      // Without the query string: it may hold a visitor's secret.
+      path: queryAt === -1 ? path : path.slice(0, queryAt),
+      status,
+      bytes: stream?.bytesOut ?? 0,
+      duration_ms: Math.round(((Bun.nanoseconds() - startNs) / NANOSECONDS_PER_MS) * 100) / 100,
+      tunnel_id: tunnel?.id ?? null,
+    });
+  }
+}
