@@ -112,6 +112,8 @@ export class TunnelSession implements StreamOwner {
   private connectionGranted = 0;
   private readonly queue: Uint8Array[] = [];
   private queuedBytes = 0;
+  private batched: (string | Uint8Array)[] = [];
+  private batchedBytes = 0;
   private readonly waiters = new Set<() => void>();
   private pending: string[] = [];
   private lastHeardMs: number;
@@ -488,30 +490,57 @@ export class TunnelSession implements StreamOwner {
   private end(code: number, reason: string, why: NonNullable<TunnelSession['endReason']>): void {
     if (this.state === 'closed') return;
     this.endReason ??= why;
+    // What is batched (a GoAway, a failed AuthResult) must leave before the close frame.
+    this.sendBatch();
     this.ws?.close(code, reason);
   }
 
-  /** Control messages go straight to the socket: at most SOCKET_LOW_WATER_BYTES of data can be ahead of them. */
+  /** Control messages go straight out: at most SOCKET_LOW_WATER_BYTES of data can be ahead of them. */
   private sendControl(message: ServerToClientMessage): void {
     if (this.state === 'closed' || !this.ws) return;
-    this.checkSent(this.ws.send(encodeControl(message)));
+    this.batch(encodeControl(message));
   }
 
   private sendData(frame: Uint8Array): void {
-    if (this.queue.length === 0 && this.ws && this.ws.getBufferedAmount() < SOCKET_LOW_WATER_BYTES) {
-      this.checkSent(this.ws.send(frame));
+    if (this.queue.length === 0 && this.ws && this.ws.getBufferedAmount() + this.batchedBytes < SOCKET_LOW_WATER_BYTES) {
+      this.batch(frame);
       return;
     }
     this.queue.push(frame);
     this.queuedBytes += frame.byteLength;
   }
 
+  /**
+   * Messages leave in batches, once per event-loop turn, inside one cork: a send outside a WebSocket
+   * handler is otherwise a write system call of its own, and a visitor's request alone makes two
+   * (StreamOpen, then its body's FIN). Order is kept within the batch.
+   */
+  private batch(message: string | Uint8Array): void {
+    this.batched.push(message);
+    this.batchedBytes += typeof message === 'string' ? message.length : message.byteLength;
+    if (this.batched.length === 1) setImmediate(() => this.sendBatch());
+  }
+
+  private sendBatch(): void {
+    const ws = this.ws;
+    const batch = this.batched;
+    this.batched = [];
+    this.batchedBytes = 0;
+    if (!ws || this.state === 'closed' || batch.length === 0) return;
+    ws.cork(() => {
+      for (const message of batch) this.checkSent(ws.send(message));
+    });
+    // Frames that waited while this batch was counted against the low-water mark may go now; Bun's
+    // drain event only follows real backpressure, so it cannot be what moves them.
+    if (this.queue.length > 0) this.flush();
+  }
+
   private flush(): void {
     const ws = this.ws;
-    while (ws && this.queue.length > 0 && ws.getBufferedAmount() < SOCKET_LOW_WATER_BYTES && this.state !== 'closed') {
+    while (ws && this.queue.length > 0 && ws.getBufferedAmount() + this.batchedBytes < SOCKET_LOW_WATER_BYTES && this.state !== 'closed') {
       const frame = this.queue.shift()!;
       this.queuedBytes -= frame.byteLength;
-      this.checkSent(ws.send(frame));
+      this.batch(frame);
     }
     this.wakeAll();
   }
