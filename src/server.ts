@@ -14,21 +14,26 @@ import { Ingress } from './tunnel/ingress.ts';
 import { routeHost } from './tunnel/host.ts';
 import { TunnelRelay } from './tunnel/relay.ts';
 import type { ControlSocketData } from './tunnel/session.ts';
+import { MAX_WS_MESSAGE_BYTES, type VisitorSocketData } from './tunnel/ws-stream.ts';
 import { type TunnelSettings, tunnelSettings } from './tunnel/settings.ts';
 
 /** The control channel's path (exact). */
 export const CONNECT_PATH = '/api/v1/tunnel/connect';
 
 /**
- * A WebSocket message may be larger than any frame we accept, so our own checks (64 KiB text, 64 KiB
- * + 6 binary) answer with the protocol's close code 4002 rather than Bun's 1009.
+ * Largest WebSocket message Bun accepts on any socket of this server: a visitor's passed-through
+ * message may be this big (MAX_WS_MESSAGE_BYTES). On a control channel our own checks (64 KiB text,
+ * 64 KiB + 6 binary) close far sooner, with the protocol's 4002.
  */
-const MAX_WEBSOCKET_MESSAGE_BYTES = 1024 * 1024;
+const MAX_WEBSOCKET_MESSAGE_BYTES = MAX_WS_MESSAGE_BYTES;
 /**
  * Bun drops a message (send() answers 0) once this much is queued on a socket. The session keeps its
  * own queue and lets Bun hold only a little, so this is a safety margin far above what is ever queued.
  */
 const WEBSOCKET_BACKPRESSURE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/** What a WebSocket on this server carries: a tunnel's control channel, or a visitor's passed-through socket. */
+type SocketData = ControlSocketData | VisitorSocketData;
 
 /** What `listen` needs: the app's dependencies, and test overrides for the tunnel's intervals. */
 export interface ServerOptions extends Omit<AppDeps, 'socketAddress' | 'tunnels' | 'limiter'> {
@@ -37,7 +42,7 @@ export interface ServerOptions extends Omit<AppDeps, 'socketAddress' | 'tunnels'
 
 /** A listening server. */
 export interface RunningServer {
-  server: Server<ControlSocketData>;
+  server: Server<SocketData>;
   relay: TunnelRelay;
   app: ReturnType<typeof createApp>;
   port: number;
@@ -55,7 +60,7 @@ function hasPath(url: string, path: string): boolean {
 export function listen(options: ServerOptions): RunningServer {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
-  let server: Server<ControlSocketData> | undefined;
+  let server: Server<SocketData> | undefined;
   const socketAddress = (request: Request) => server?.requestIP(request)?.address;
   const deps: AppDeps = { ...options, clock, socketAddress };
   const services = createServices(deps);
@@ -76,7 +81,7 @@ export function listen(options: ServerOptions): RunningServer {
   const apiFetch = app.fetch;
 
   /** The control channel's upgrade: the auth-class bucket, an optional Bearer key, then the WebSocket. */
-  const connect = async (request: Request, bunServer: Server<ControlSocketData>): Promise<Response | undefined> => {
+  const connect = async (request: Request, bunServer: Server<SocketData>): Promise<Response | undefined> => {
     const client = addresses.of(request);
     const headers: Record<string, string> = {};
     const refuse = (error: AppError) => {
@@ -100,7 +105,7 @@ export function listen(options: ServerOptions): RunningServer {
     return errorResponse(400, 'validation_error', 'WebSocket upgrade failed', headers);
   };
 
-  server = Bun.serve<ControlSocketData>({
+  server = Bun.serve<SocketData>({
     hostname: config.host,
     port: config.port,
     // A second server on the same port must fail loudly, not share the traffic.
@@ -119,13 +124,20 @@ export function listen(options: ServerOptions): RunningServer {
       backpressureLimit: WEBSOCKET_BACKPRESSURE_LIMIT_BYTES,
       closeOnBackpressureLimit: false,
       // Our own heartbeat (30 s, dead after 45 s) keeps tunnels honest; Bun's idle cut would race it.
+      // A visitor's passed-through socket has no idle timeout of ours either: a quiet chat stays open.
       idleTimeout: 0,
       sendPings: false,
       perMessageDeflate: false,
-      open: (ws: ServerWebSocket<ControlSocketData>) => ws.data.session.open(ws),
-      message: (ws, message) => ws.data.session.message(message),
-      drain: (ws) => ws.data.session.drain(),
-      close: (ws, code) => ws.data.session.closed(code),
+      open: (ws) => (ws.data.kind === 'control' ? ws.data.session.open(ws as ServerWebSocket<ControlSocketData>) : ws.data.stream.open(ws as ServerWebSocket<VisitorSocketData>)),
+      message: (ws, message) => (ws.data.kind === 'control' ? ws.data.session.message(message) : ws.data.stream.message(ws as ServerWebSocket<VisitorSocketData>, message)),
+      drain: (ws) => (ws.data.kind === 'control' ? ws.data.session.drain() : ws.data.stream.drain()),
+      close: (ws, code, reason) => (ws.data.kind === 'control' ? ws.data.session.closed(code) : ws.data.stream.closed(code, reason)),
+      ping: (ws, data) => {
+        if (ws.data.kind === 'visitor') ws.data.stream.ping(data);
+      },
+      pong: (ws, data) => {
+        if (ws.data.kind === 'visitor') ws.data.stream.pong(data);
+      },
     },
   });
   relay.start();

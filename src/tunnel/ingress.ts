@@ -13,6 +13,7 @@ import type { LiveTunnel } from './session.ts';
 import type { TunnelSettings } from './settings.ts';
 import type { HttpStream, ResponseHead, StreamFailure } from './stream.ts';
 import { visitorError } from './visitor-errors.ts';
+import type { VisitorSocketData, WsStream } from './ws-stream.ts';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1), never relayed in either direction. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization']);
@@ -28,6 +29,11 @@ function isHopByHop(name: string, connectionListed: ReadonlySet<string>): boolea
 function connectionListed(headers: Headers): Set<string> {
   const value = headers.get('connection');
   return new Set(value === null ? [] : value.split(',').map((token) => token.trim().toLowerCase()).filter(Boolean));
+}
+
+/** A WebSocket opening handshake (RFC 6455 §4.1): GET with `Upgrade: websocket`. */
+function isWebSocketUpgrade(request: Request): boolean {
+  return request.method === 'GET' && request.headers.get('upgrade')?.toLowerCase() === 'websocket';
 }
 
 /** Statuses whose answer never has a body. */
@@ -67,8 +73,11 @@ export class Ingress {
     private readonly now: () => number,
   ) {}
 
-  /** Answers a visitor's request to `subdomain` (null: a tunnel-domain host that names no valid tunnel). */
-  async handle(request: Request, server: Server<unknown>, subdomain: string | null): Promise<Response> {
+  /**
+   * Answers a visitor's request to `subdomain` (null: a tunnel-domain host that names no valid tunnel);
+   * undefined once a WebSocket upgrade has been taken over.
+   */
+  async handle(request: Request, server: Server<unknown>, subdomain: string | null): Promise<Response | undefined> {
     const startNs = Bun.nanoseconds();
     // Long downloads, server-sent events and slow uploads are the visitor's business: no idle cut.
     server.timeout(request, 0);
@@ -77,6 +86,7 @@ export class Ingress {
     if (found.state === 'held') return this.answered(request, startNs, visitorError(request, 'tunnel_reconnecting'));
     const tunnel = found.tunnel;
     tunnel.requestCount++;
+    if (isWebSocketUpgrade(request)) return this.upgrade(request, server, tunnel, startNs);
     const headers = this.requestHeaders(request);
     let stream: HttpStream | undefined;
     try {
@@ -116,6 +126,55 @@ export class Ingress {
     if (bodyless) opened.discardBody();
     void opened.done.then(() => this.log(request, startNs, head.status, tunnel, opened));
     return new Response(bodyless ? null : opened.body, { status: head.status, headers: responseHeaders });
+  }
+
+  /**
+   * A visitor's WebSocket upgrade: WsUpgrade to the client, and once it has opened the local socket
+   * (WsUpgradeAccepted) the visitor's upgrade completes with the subprotocol the local server chose.
+   * A refusal (StreamError) is the visitor's 502; no answer within the tunnel timeout, 504.
+   */
+  private async upgrade(request: Request, server: Server<unknown>, tunnel: LiveTunnel, startNs: number): Promise<Response | undefined> {
+    let socket: WsStream | undefined;
+    try {
+      socket = tunnel.session.openWebSocket({ path: pathOf(request.url), headers: this.requestHeaders(request) });
+    } catch (error) {
+      if (error instanceof RangeError) return this.answered(request, startNs, visitorError(request, 'bad_request'), tunnel);
+      throw error;
+    }
+    if (!socket) return this.answered(request, startNs, visitorError(request, 'tunnel_busy'), tunnel);
+    const opened = socket;
+    const gone = () => tunnel.session.visitorGone(opened);
+    request.signal.addEventListener('abort', gone, { once: true });
+    let protocol: string;
+    let timer: Timer | undefined;
+    try {
+      protocol = await Promise.race([
+        opened.accepted,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject('timeout'), this.settings.responseTimeoutMs);
+        }),
+      ]);
+    } catch (failure) {
+      if (failure === 'timeout') {
+        tunnel.session.visitorGone(opened);
+        return this.answered(request, startNs, visitorError(request, 'tunnel_timeout'), tunnel);
+      }
+      return this.answered(request, startNs, visitorError(request, 'tunnel_error'), tunnel);
+    } finally {
+      clearTimeout(timer);
+    }
+    request.signal.removeEventListener('abort', gone);
+    const data: VisitorSocketData = { kind: 'visitor', stream: opened };
+    const upgraded = (server as Server<VisitorSocketData>).upgrade(request, {
+      data,
+      headers: protocol === '' ? undefined : { 'Sec-WebSocket-Protocol': protocol },
+    });
+    if (!upgraded) {
+      tunnel.session.visitorGone(opened);
+      return this.answered(request, startNs, visitorError(request, 'bad_request'), tunnel);
+    }
+    this.log(request, startNs, 101, tunnel, undefined);
+    return undefined;
   }
 
   /** The visitor's headers for the client: hop-by-hop dropped, X-Forwarded-* set (kept only from a trusted proxy). */

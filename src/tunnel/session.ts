@@ -32,6 +32,7 @@ import {
 import type { MemoryTunnelRegistry, RegisteredTunnel } from './registry.ts';
 import type { TunnelSettings } from './settings.ts';
 import { HttpStream, type StreamOwner } from './stream.ts';
+import { WsStream, type WsStreamOwner } from './ws-stream.ts';
 
 /** What a control socket carries in Bun's `ws.data`. */
 export interface ControlSocketData {
@@ -97,13 +98,15 @@ export interface StreamRequest {
 }
 
 /** One control connection. */
-export class TunnelSession implements StreamOwner {
+export class TunnelSession implements StreamOwner, WsStreamOwner {
   principal: Extract<Principal, { kind: 'api_key' }> | undefined;
   tunnel: LiveTunnel | undefined;
   private ws: ServerWebSocket<ControlSocketData> | undefined;
   private state: State = 'auth';
   private flowControl = false;
   private readonly streams = new Map<number, HttpStream>();
+  /** Visitor WebSockets passed through, by stream id. */
+  private readonly sockets = new Map<number, WsStream>();
   private nextStreamId = 1;
   private connectionSendCredit: number;
   // Response bytes from the client on this connection: received, handed to visitors (or dropped), granted back.
@@ -121,7 +124,7 @@ export class TunnelSession implements StreamOwner {
   private timers: Timer[] = [];
   /** Set when the server ends the connection on purpose: no grace hold follows. */
   private endReason: GoAwayReason | 'protocol' | 'auth' | undefined;
-  private readonly streamReceived = new WeakMap<HttpStream, { received: number; consumed: number; granted: number }>();
+  private readonly streamReceived = new WeakMap<HttpStream | WsStream, { received: number; consumed: number; granted: number }>();
 
   constructor(
     private readonly ctx: SessionContext,
@@ -132,9 +135,9 @@ export class TunnelSession implements StreamOwner {
     this.lastHeardMs = this.lastSentMs = ctx.now();
   }
 
-  /** Visitor streams in flight. */
+  /** Visitor streams in flight: HTTP requests and WebSockets. */
   get activeStreams(): number {
-    return this.streams.size;
+    return this.streams.size + this.sockets.size;
   }
 
   /** The socket is open: start the Auth timer and the heartbeat. */
@@ -172,6 +175,7 @@ export class TunnelSession implements StreamOwner {
     this.state = 'closed';
     for (const timer of this.timers) clearTimeout(timer);
     for (const stream of [...this.streams.values()]) stream.fail({ kind: 'closed' });
+    for (const socket of [...this.sockets.values()]) socket.goingAway();
     this.queue.length = 0;
     this.wakeAll();
     if (this.tunnel) {
@@ -197,12 +201,9 @@ export class TunnelSession implements StreamOwner {
    * stream limit or gone.
    */
   openStream(request: StreamRequest): HttpStream | undefined {
-    if (this.state !== 'registered') return undefined;
-    const { maxStreams, streamWindowBytes } = this.ctx.settings;
-    if (maxStreams > 0 && this.streams.size >= maxStreams) return undefined;
-    const id = this.nextStreamId;
-    this.nextStreamId += 2;
-    const stream = new HttpStream(id, this, streamWindowBytes);
+    const id = this.nextId();
+    if (id === undefined) return undefined;
+    const stream = new HttpStream(id, this, this.ctx.settings.streamWindowBytes);
     this.streams.set(id, stream);
     this.streamReceived.set(stream, { received: 0, consumed: 0, granted: 0 });
     this.sendControl({ type: 'StreamOpen', data: { stream_id: id, method: request.method, path: request.path, headers: request.headers } });
@@ -210,10 +211,41 @@ export class TunnelSession implements StreamOwner {
   }
 
   /**
-   * Sends request-body bytes on `stream`, split into frames, waiting for window and queue space.
-   * Resolves false when the stream or the connection ended first.
+   * Opens a stream for a visitor's WebSocket upgrade and sends WsUpgrade; undefined when the tunnel
+   * is at its stream limit or gone.
    */
+  openWebSocket(request: Omit<StreamRequest, 'method'>): WsStream | undefined {
+    const id = this.nextId();
+    if (id === undefined) return undefined;
+    const socket = new WsStream(id, this, this.ctx.settings.streamWindowBytes);
+    this.sockets.set(id, socket);
+    this.streamReceived.set(socket, { received: 0, consumed: 0, granted: 0 });
+    this.sendControl({ type: 'WsUpgrade', data: { stream_id: id, path: request.path, headers: request.headers } });
+    return socket;
+  }
+
+  /** The next stream id (odd, increasing), or undefined at the stream limit or when not registered. */
+  private nextId(): number | undefined {
+    if (this.state !== 'registered') return undefined;
+    const { maxStreams } = this.ctx.settings;
+    if (maxStreams > 0 && this.activeStreams >= maxStreams) return undefined;
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    return id;
+  }
+
+  /** Request-body bytes of `stream`: DATA frames, the last with FIN when `fin`. */
   async writeBody(stream: HttpStream, payload: Uint8Array, fin: boolean): Promise<boolean> {
+    const written = await this.writeFrames(stream, FrameKind.DATA, payload, fin);
+    if (written && fin) stream.requestDone = true;
+    return written;
+  }
+
+  /**
+   * Sends `payload` on `stream` as frames of `kind`, split at 64 KiB, waiting for window and queue
+   * space. Resolves false when the stream or the connection ended first.
+   */
+  async writeFrames(stream: HttpStream | WsStream, kind: FrameKind, payload: Uint8Array, fin: boolean): Promise<boolean> {
     let offset = 0;
     do {
       // An empty frame (the FIN of a body-less request) costs no window, so it never waits for one.
@@ -225,22 +257,38 @@ export class TunnelSession implements StreamOwner {
       const room = this.flowControl ? Math.min(stream.sendCredit, this.connectionSendCredit) : Number.POSITIVE_INFINITY;
       const size = Math.min(payload.byteLength - offset, MAX_FRAME_PAYLOAD_BYTES, room);
       const last = offset + size === payload.byteLength;
-      this.sendData(encodeFrame(stream.id, FrameKind.DATA, fin && last ? FLAG_FIN : 0, payload.subarray(offset, offset + size)));
+      this.sendData(encodeFrame(stream.id, kind, fin && last ? FLAG_FIN : 0, payload.subarray(offset, offset + size)));
       if (this.flowControl) {
         stream.sendCredit -= size;
         this.connectionSendCredit -= size;
       }
       offset += size;
     } while (offset < payload.byteLength);
-    if (fin) stream.requestDone = true;
     return true;
   }
 
+  /** A WS_CLOSE, WS_PING or WS_PONG frame: at most 125 bytes, outside the window. */
+  sendSmall(stream: WsStream, kind: FrameKind, payload: Uint8Array): void {
+    if (this.state !== 'closed') this.sendData(encodeFrame(stream.id, kind, FLAG_FIN, payload));
+  }
+
+  /** Payload bytes crossed the tunnel to (`out`) or from (`in`) a visitor's WebSocket. */
+  counted(direction: 'in' | 'out', bytes: number): void {
+    if (!this.tunnel) return;
+    if (direction === 'in') this.tunnel.bytesIn += bytes;
+    else this.tunnel.bytesOut += bytes;
+  }
+
   /** The visitor is gone: tell the client to drop the stream. */
-  visitorGone(stream: HttpStream): void {
+  visitorGone(stream: HttpStream | WsStream): void {
     if (stream.finished) return;
-    stream.fail({ kind: 'closed' });
     this.sendControl({ type: 'StreamClose', data: { stream_id: stream.id } });
+    stream.fail({ kind: 'closed' });
+  }
+
+  /** Tells the client to drop `stream` (the relay ended it: a message too big, an overflow). */
+  abandoned(stream: WsStream): void {
+    if (this.state !== 'closed') this.sendControl({ type: 'StreamClose', data: { stream_id: stream.id } });
   }
 
   /** The local service took too long: tell the client, end the stream. */
@@ -257,7 +305,7 @@ export class TunnelSession implements StreamOwner {
   }
 
   /** Response bytes reached the visitor: grant them back once a quarter window has gathered. */
-  consumed(stream: HttpStream, bytes: number): void {
+  consumed(stream: HttpStream | WsStream, bytes: number): void {
     const counts = this.streamReceived.get(stream)!;
     counts.consumed += bytes;
     this.connectionConsumed += bytes;
@@ -272,12 +320,15 @@ export class TunnelSession implements StreamOwner {
   }
 
   /** The stream is over: forget it, and give back to the connection what it will never deliver. */
-  ended(stream: HttpStream): void {
-    this.streams.delete(stream.id);
-    // The response is complete but the visitor's body is not (the local service answered early, a
-    // 413 say): that direction is abandoned here, so say so, or the client's local request body would
-    // never end. Failures need no word: the client caused them, or was told, or is gone.
-    if (!stream.failed && !stream.requestDone) this.sendControl({ type: 'StreamClose', data: { stream_id: stream.id } });
+  ended(stream: HttpStream | WsStream): void {
+    if (stream instanceof WsStream) this.sockets.delete(stream.id);
+    else {
+      this.streams.delete(stream.id);
+      // The response is complete but the visitor's body is not (the local service answered early, a
+      // 413 say): that direction is abandoned here, so say so, or the client's local request body would
+      // never end. Failures need no word: the client caused them, or was told, or is gone.
+      if (!stream.failed && !stream.requestDone) this.sendControl({ type: 'StreamClose', data: { stream_id: stream.id } });
+    }
     const counts = this.streamReceived.get(stream)!;
     this.connectionConsumed += counts.received - counts.consumed;
     counts.consumed = counts.received;
@@ -285,7 +336,7 @@ export class TunnelSession implements StreamOwner {
     this.wakeAll();
   }
 
-  private hasCredit(stream: HttpStream): boolean {
+  private hasCredit(stream: HttpStream | WsStream): boolean {
     return !this.flowControl || (stream.sendCredit > 0 && this.connectionSendCredit > 0);
   }
 
@@ -331,15 +382,22 @@ export class TunnelSession implements StreamOwner {
         if (stream && !stream.responded) stream.respond({ status: message.data.status, headers: message.data.headers });
         return;
       }
-      case 'StreamError':
-        this.streams.get(message.data.stream_id)?.fail({ kind: 'error', error: message.data.error });
+      case 'StreamError': {
+        const failure = { kind: 'error', error: message.data.error } as const;
+        this.streams.get(message.data.stream_id)?.fail(failure);
+        this.sockets.get(message.data.stream_id)?.fail(failure);
         return;
+      }
       case 'StreamClose':
         this.streams.get(message.data.stream_id)?.fail({ kind: 'closed' });
+        this.sockets.get(message.data.stream_id)?.fail({ kind: 'closed' });
+        return;
+      case 'WsUpgradeAccepted':
+        this.sockets.get(message.data.stream_id)?.accept(message.data.protocol);
         return;
       case 'WindowUpdate':
         return this.granted(message.data.stream_id, message.data.bytes);
-      // Heartbeat: its arrival was the point. A second Auth, WsUpgradeAccepted (next issue): ignored.
+      // Heartbeat: its arrival was the point. A second Auth: ignored.
     }
   }
 
@@ -347,7 +405,7 @@ export class TunnelSession implements StreamOwner {
     if (!this.flowControl) return;
     if (streamId === 0) this.connectionSendCredit += bytes;
     else {
-      const stream = this.streams.get(streamId);
+      const stream = this.streams.get(streamId) ?? this.sockets.get(streamId);
       if (!stream) return;
       stream.sendCredit += bytes;
     }
@@ -358,9 +416,10 @@ export class TunnelSession implements StreamOwner {
     if (this.state !== 'registered') return this.protocolError(this.state === 'ready' ? 'data before RegisterTunnel' : 'the first message must be Auth');
     const frame = decodeFrame(data);
     if (!frame.ok) return this.protocolError(frame.error);
-    if (frame.kind !== FrameKind.DATA) return; // WebSocket passthrough frames: the next issue.
-    const stream = this.streams.get(frame.streamId);
-    const bytes = frame.payload.byteLength;
+    const stream = frame.kind === FrameKind.DATA ? this.streams.get(frame.streamId) : this.sockets.get(frame.streamId);
+    // Close, ping and pong frames carry at most 125 bytes and sit outside the windows.
+    const windowed = frame.kind === FrameKind.DATA || frame.kind === FrameKind.WS_TEXT || frame.kind === FrameKind.WS_BINARY;
+    const bytes = windowed ? frame.payload.byteLength : 0;
     if (!stream) {
       // An unknown or finished stream (a visitor who left): dropped, as the protocol says. The client
       // spent connection window on these bytes all the same, so they are given back, or every visitor
@@ -382,7 +441,8 @@ export class TunnelSession implements StreamOwner {
       this.ws?.pause();
     }
     // Copy: the frame is a view of Bun's buffer, and the visitor may read it much later.
-    stream.push(frame.payload.slice(), (frame.flags & FLAG_FIN) !== 0);
+    if (stream instanceof HttpStream) stream.push(frame.payload.slice(), (frame.flags & FLAG_FIN) !== 0);
+    else stream.frame(frame.kind, frame.payload.slice(), frame.flags);
   }
 
   private async authenticate(credential: string, features: string[]): Promise<void> {
