@@ -26,6 +26,8 @@ export interface RequestLogEntry {
   durationMs: number;
   /** Why the request did not complete (local service refused, visitor went away); absent when it did. */
   error?: string;
+  /** A passed-through WebSocket: status 101 once the local socket opened, the duration is its whole life. */
+  websocket?: true;
 }
 
 /** Where the client's events go: the live terminal display, plain lines, or JSON lines. */

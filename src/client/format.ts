@@ -20,8 +20,12 @@ export function statusText(status: number | null): string {
   return status === null ? '---' : String(status);
 }
 
-/** One request as a log line: `12:00:01  GET     /path  200  12 ms  (error)`. Method and path are protocol-checked ASCII. */
+/**
+ * One request as a log line: `12:00:01  GET     /path  200  12 ms  (error)`; a WebSocket's line
+ * ends with `WebSocket` before the error. Method and path are protocol-checked ASCII.
+ */
 export function requestLine(entry: RequestLogEntry): string {
+  const kind = entry.websocket === true ? '  WebSocket' : '';
   const error = entry.error === undefined ? '' : `  (${printable(entry.error)})`;
-  return `${clockTime(entry.startedAtMs)}  ${entry.method.padEnd(7)} ${entry.path}  ${statusText(entry.status)}  ${entry.durationMs} ms${error}`;
+  return `${clockTime(entry.startedAtMs)}  ${entry.method.padEnd(7)} ${entry.path}  ${statusText(entry.status)}  ${entry.durationMs} ms${kind}${error}`;
 }

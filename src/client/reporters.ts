@@ -62,6 +62,7 @@ export class JsonReporter implements Reporter {
       path: entry.path,
       status: entry.status,
       duration_ms: entry.durationMs,
+      ...(entry.websocket === true ? { websocket: true } : {}),
       ...(entry.error === undefined ? {} : { error: entry.error }),
     });
   }

@@ -33,7 +33,7 @@ export interface StreamContext {
   forget(streamId: number): void;
 }
 
-/** A stream as the connection sees it: HTTP now, WebSocket passthrough next. */
+/** A stream as the connection sees it: an HTTP request (http-stream.ts) or a passed-through WebSocket (ws-stream.ts). */
 export interface RelayStream {
   /** A binary frame for this stream. */
   onFrame(frame: Frame): void;

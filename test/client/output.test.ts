@@ -15,6 +15,13 @@ describe('request lines', () => {
     expect(requestLine({ ...entry, status: 502, error: 'Connection refused' })).toBe('10:30:05  GET     /api/users  502  12 ms  (Connection refused)');
     expect(requestLine({ ...entry, status: null, error: 'visitor went away' })).toContain('---');
   });
+
+  it('mark a WebSocket, whose duration is its whole life', () => {
+    expect(requestLine({ ...entry, path: '/chat', status: 101, durationMs: 5230, websocket: true })).toBe('10:30:05  GET     /chat  101  5230 ms  WebSocket');
+    expect(requestLine({ ...entry, path: '/chat', status: 502, websocket: true, error: 'WebSocket upgrade refused (404)' })).toBe(
+      '10:30:05  GET     /chat  502  12 ms  WebSocket  (WebSocket upgrade refused (404))',
+    );
+  });
 });
 
 describe('text from the server', () => {
@@ -40,6 +47,16 @@ describe('JsonReporter', () => {
       { event: 'request', time: new Date(AT).toISOString(), method: 'GET', path: '/api/users', status: 200, duration_ms: 12, error: 'x\x1b' },
     ]);
     expect(lines.join('\n')).not.toContain('\x1b');
+  });
+
+  it('says "websocket": true on a WebSocket\'s request event, and nothing on an HTTP one', () => {
+    const lines: string[] = [];
+    const reporter = new JsonReporter((line) => lines.push(line), () => AT);
+    reporter.request({ ...entry, status: 101, websocket: true });
+    reporter.request(entry);
+    const [ws, http] = lines.map((line) => JSON.parse(line));
+    expect(ws).toMatchObject({ event: 'request', method: 'GET', status: 101, websocket: true });
+    expect(http).not.toHaveProperty('websocket');
   });
 });
 

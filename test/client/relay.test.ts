@@ -1,6 +1,5 @@
 /** The client relays visitors' HTTP requests to a real local origin, against a fake protocol server. */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'bun:test';
-import { WS_UNSUPPORTED } from '../../src/client/ws-upgrade.ts';
 import { FrameKind, encodeFrame } from '../../src/tunnel/protocol.ts';
 import { FakeTunnelServer, type FakeConnection } from './fake-server.ts';
 import { closedPort, patternBytes, startClient, type RunningClient } from './helpers.ts';
@@ -283,11 +282,5 @@ describe('failures', () => {
     expect(grants.filter((m) => m.data.stream_id === 99)).toHaveLength(0);
     expect(grants.filter((m) => m.data.stream_id === 0).reduce((sum, m) => sum + m.data.bytes, 0)).toBe(4 * 64 * 1024);
     expect(connection.closeInfo).toBeUndefined();
-  });
-
-  it('refuses a WebSocket upgrade with StreamError, for now', async () => {
-    const connection = await connected();
-    connection.send({ type: 'WsUpgrade', data: { stream_id: 9, path: '/socket', headers: [['Upgrade', 'websocket']] } });
-    expect(await connection.result(9)).toEqual({ kind: 'error', error: WS_UNSUPPORTED, status: undefined });
   });
 });
