@@ -153,6 +153,21 @@ export class WsStream {
     if (this.visitorClosed) return;
     this.visitorClosed = true;
     if (this.finished) return;
+    // Nobody reads this stream any more. Grants held back for a visitor who had stopped reading are
+    // released, or a client whose window they had used up could never send the WS_CLOSE queued
+    // behind its last messages, and the stream would stay open for good (found end to end: a local
+    // server flooding a visitor who stopped reading and then left).
+    this.releaseGrant();
+    if (code === ABNORMAL && this.outboundBytes > 0) {
+      // The visitor vanished with messages still waiting for the client's window: the local service
+      // is not reading, and a WS_CLOSE queued behind them would wait for it for good, keeping the
+      // stream and the local socket open (found end to end). As when a visitor leaves an HTTP
+      // request, what was not relayed is dropped: the client closes the local socket 1001 at once.
+      this.owner.sendSmall(this, FrameKind.WS_CLOSE, encodeWsClose(GOING_AWAY, 'visitor went away'));
+      this.owner.abandoned(this);
+      this.end();
+      return;
+    }
     // After everything the visitor sent, in order.
     this.outbound = this.outbound.then(() => {
       if (this.finished) return;
@@ -189,6 +204,12 @@ export class WsStream {
   }
 
   private piece(kind: MessageKind, payload: Uint8Array, fin: boolean): void {
+    // The visitor has closed: what the client still sends is dropped (and granted back, see closed()).
+    if (this.visitorClosed) {
+      this.assembling = undefined;
+      this.grant(payload.byteLength);
+      return;
+    }
     const message = (this.assembling ??= { kind, pieces: [], bytes: 0 });
     message.pieces.push(payload);
     message.bytes += payload.byteLength;
@@ -221,7 +242,7 @@ export class WsStream {
 
   private grant(bytes: number): void {
     this.deferredGrant += bytes;
-    if (!this.visitor || this.visitor.getBufferedAmount() < VISITOR_HIGH_WATER_BYTES) this.releaseGrant();
+    if (!this.visitor || this.visitorClosed || this.visitor.getBufferedAmount() < VISITOR_HIGH_WATER_BYTES) this.releaseGrant();
   }
 
   private releaseGrant(): void {

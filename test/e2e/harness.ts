@@ -5,6 +5,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { cleanEnv, spawnClient } from '../client/process.ts';
 import { startServer } from '../reliability/helpers.ts';
@@ -411,4 +412,194 @@ export class Arrivals<T> {
     const arrival = new Promise<T>((resolve) => this.waiters.set(name, [...(this.waiters.get(name) ?? []), resolve]));
     return withTimeout(arrival, `${name} to arrive`, timeoutMs);
   }
+}
+
+// ─────────────────────────────── WebSocket visitors and local services ───────────────────────────────
+
+/** Local services the WebSocket tests run as processes of their own (test/e2e/fixtures). */
+export const FIXTURES = join(import.meta.dir, 'fixtures');
+const localServices: Bun.Subprocess[] = [];
+
+/** A local service in its own process, reporting JSON lines on stdout; its first is `{"event":"listening","port":N}`. */
+export interface LocalService {
+  child: Bun.Subprocess<'ignore', 'pipe', 'pipe'>;
+  /** What it reported: `log.event('close', {code: 4000})` waits for a report. */
+  log: OutputLog;
+  stderr: OutputLog;
+  port: number;
+}
+
+/**
+ * Starts `argv` (`['node', 'fixtures/x.mjs']`) and resolves once it says which port the kernel gave
+ * it; stopLocalServices() kills it.
+ */
+export async function startLocalService(argv: string[], env: Record<string, string> = {}): Promise<LocalService> {
+  const child = Bun.spawn(argv, { cwd: ROOT, env: { ...process.env, ...env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }) as Bun.Subprocess<'ignore', 'pipe', 'pipe'>;
+  localServices.push(child);
+  const log = new OutputLog(child.stdout);
+  const stderr = new OutputLog(child.stderr);
+  try {
+    const { port } = await log.event('listening', {}, 30_000);
+    return { child, log, stderr, port: Number(port) };
+  } catch (error) {
+    throw new Error(`${argv.join(' ')}: ${(error as Error).message}\nstderr:\n${stderr.text}`);
+  }
+}
+
+/** Kills every local service started by startLocalService(); for afterAll. */
+export async function stopLocalServices(): Promise<void> {
+  const children = localServices.splice(0);
+  for (const child of children) child.kill('SIGKILL');
+  await Promise.all(children.map((child) => child.exited));
+}
+
+/** Values that arrive one by one (a socket's messages), taken in order, with a wait for one not yet there. */
+export class Inbox<T> {
+  private readonly items: T[] = [];
+  private readonly waiters: ((value: T) => void)[] = [];
+
+  /** How many arrived and were not taken yet. */
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(value: T): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(value);
+    else this.items.push(value);
+  }
+
+  /** The next value; fails naming `what` after `timeoutMs` (and then takes nothing that comes later). */
+  next(what: string, timeoutMs = EVENT_TIMEOUT_MS): Promise<T> {
+    if (this.items.length > 0) return Promise.resolve(this.items.shift()!);
+    let waiter!: (value: T) => void;
+    const arrival = new Promise<T>((resolve) => {
+      waiter = resolve;
+      this.waiters.push(waiter);
+    });
+    return withTimeout(arrival, what, timeoutMs).catch((error) => {
+      const index = this.waiters.indexOf(waiter);
+      if (index !== -1) this.waiters.splice(index, 1);
+      throw error;
+    });
+  }
+}
+
+/** How a WebSocket closed, as its `close` event said. */
+export interface SocketClose {
+  code: number;
+  reason: string;
+}
+
+/**
+ * A visitor's WebSocket to a tunnel (Bun's client), connected to the server's socket with the
+ * tunnel's Host: whatever it receives is queued, text as strings and binary as bytes.
+ */
+export class VisitorSocket {
+  readonly socket: WebSocket;
+  readonly messages = new Inbox<string | Uint8Array>();
+  /** Payloads of pings and pongs from the far side, as text. */
+  readonly pings = new Inbox<string>();
+  readonly pongs = new Inbox<string>();
+  /** Settles once the socket is open; rejects when it closes before. */
+  readonly opened: Promise<void>;
+  /** Settles once the socket has closed, with the code and reason the visitor saw. */
+  readonly closed: Promise<SocketClose>;
+
+  constructor(server: Pick<E2EServer, 'port' | 'domain'>, subdomain: string, path = '/', protocols: string[] = []) {
+    // Bun's WebSocket takes headers: the Host names the tunnel, the address is the server's socket.
+    this.socket = new WebSocket(`ws://127.0.0.1:${server.port}${path}`, {
+      headers: { host: `${subdomain}.${server.domain}:${server.port}` },
+      ...(protocols.length === 0 ? {} : { protocols }),
+    } as never);
+    this.socket.binaryType = 'arraybuffer';
+    const text = (data: unknown) => (data === undefined ? '' : Buffer.from(data as ArrayBuffer).toString());
+    this.socket.addEventListener('message', (event) => this.messages.push(typeof event.data === 'string' ? event.data : new Uint8Array(event.data as ArrayBuffer)));
+    this.socket.addEventListener('ping' as 'message', (event) => this.pings.push(text(event.data)));
+    this.socket.addEventListener('pong' as 'message', (event) => this.pongs.push(text(event.data)));
+    this.closed = new Promise((resolve) => this.socket.addEventListener('close', (event) => resolve({ code: event.code, reason: event.reason })));
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.addEventListener('open', () => resolve());
+      void this.closed.then((close) => reject(new Error(`the visitor's WebSocket closed before it opened (${close.code})`)));
+    });
+    this.opened.catch(() => {});
+  }
+
+  /** Opens a socket and waits until it is open. */
+  static async open(server: Pick<E2EServer, 'port' | 'domain'>, subdomain: string, path = '/', protocols: string[] = []): Promise<VisitorSocket> {
+    const visitor = new VisitorSocket(server, subdomain, path, protocols);
+    await withTimeout(visitor.opened, `the WebSocket to ${subdomain}${path} to open`);
+    return visitor;
+  }
+
+  /** The next message, text or bytes. */
+  next(what = 'a message', timeoutMs = EVENT_TIMEOUT_MS): Promise<string | Uint8Array> {
+    return this.messages.next(what, timeoutMs);
+  }
+
+  /** The next message, which must be text. */
+  async nextText(what = 'a text message', timeoutMs = EVENT_TIMEOUT_MS): Promise<string> {
+    const message = await this.next(what, timeoutMs);
+    if (typeof message !== 'string') throw new Error(`expected text, got ${message.byteLength} bytes of binary`);
+    return message;
+  }
+
+  /** Sends `message` and resolves with the next message back (the echo). */
+  async roundTrip(message: string | Uint8Array, timeoutMs = EVENT_TIMEOUT_MS): Promise<string | Uint8Array> {
+    this.socket.send(message);
+    return this.next('the echo', timeoutMs);
+  }
+}
+
+/** What a raw upgrade request got: the response head, and the socket, still open and not read further. */
+export interface RawUpgrade {
+  status: number;
+  headers: Headers;
+  socket: Socket;
+}
+
+/**
+ * A WebSocket handshake written by hand on a plain TCP socket to the server, Host naming the tunnel:
+ * for a visitor who is refused (the status and X-Expose-Error are plain to read), and for one who
+ * completes the handshake and then never reads (pause() stops reading from the kernel).
+ */
+export async function rawUpgrade(server: Pick<E2EServer, 'port' | 'domain'>, subdomain: string, path = '/'): Promise<RawUpgrade> {
+  const socket = connect(server.port, '127.0.0.1');
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64');
+  socket.write(
+    [`GET ${path} HTTP/1.1`, `Host: ${subdomain}.${server.domain}:${server.port}`, 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13', 'Accept: application/json', '', ''].join('\r\n'),
+  );
+  const head = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      let received = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        const end = received.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        socket.off('data', onData);
+        socket.pause();
+        resolve(received.subarray(0, end).toString('latin1'));
+      };
+      socket.on('data', onData);
+      socket.once('error', reject);
+      socket.once('close', () => reject(new Error('the server closed the connection before answering the upgrade')));
+    }),
+    `an answer to the upgrade of ${subdomain}${path}`,
+  );
+  const [statusLine = '', ...headerLines] = head.split('\r\n');
+  const headers = new Headers();
+  for (const line of headerLines) {
+    const colon = line.indexOf(':');
+    if (colon > 0) headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return { status: Number(statusLine.split(' ')[1]), headers, socket };
+}
+
+/** The live tunnel named `subdomain` as GET /api/v1/tunnels shows it to `credential`. */
+export async function tunnelInfo(server: E2EServer, credential: string, subdomain: string): Promise<Record<string, unknown> & { active_streams: number; bytes_in: number; bytes_out: number; request_count: number }> {
+  const res = await server.api('GET', '/api/v1/tunnels', { credential });
+  if (res.status !== 200) throw new Error(`list tunnels: ${res.status} ${await res.text()}`);
+  const tunnel = ((await res.json()) as Record<string, unknown>[]).find((t) => t.subdomain === subdomain);
+  if (!tunnel) throw new Error(`no live tunnel ${subdomain}`);
+  return tunnel as Awaited<ReturnType<typeof tunnelInfo>>;
 }

@@ -281,4 +281,25 @@ describe('flow control of WebSocket payload', () => {
     expect(received()).toBe(client.window);
     ws.close();
   });
+
+  it('tells the client 1001 and StreamClose at once when the visitor vanishes with a message still waiting for the window', async () => {
+    const { name, client } = await wsTunnel();
+    const ws = visit(name);
+    await opened(ws);
+    const streamId = client.all('WsUpgrade').at(-1)!.stream_id;
+    const received = () => framesOf(client, streamId, [FrameKind.WS_BINARY, FrameKind.WS_TEXT]).reduce((n, f) => n + f.payload.byteLength, 0);
+    // One message uses the whole window, and nothing is granted (the local service is not reading)...
+    ws.send(new Uint8Array(client.window));
+    await client.until(() => received() >= client.window || undefined, 'a full window');
+    // ...so the next one waits in the server, with the visitor's socket still read (not paused).
+    ws.send('waiting for a window that never comes');
+    // Time for the server to read it: nothing can be observed from here until the visitor leaves.
+    await Bun.sleep(100);
+    (ws as unknown as { terminate(): void }).terminate();
+    // The WS_CLOSE cannot wait behind that message: it would wait for good, and the stream with it.
+    const close = await client.until(() => framesOf(client, streamId, [FrameKind.WS_CLOSE])[0], 'WS_CLOSE');
+    expect(decodeWsClose(close.payload)).toMatchObject({ ok: true, code: 1001 });
+    expect(await client.next('StreamClose', (c) => c.stream_id === streamId)).toEqual({ stream_id: streamId });
+    expect(received()).toBe(client.window);
+  });
 });
