@@ -303,3 +303,19 @@ describe('flow control of WebSocket payload', () => {
     expect(received()).toBe(client.window);
   });
 });
+
+describe('server shutdown', () => {
+  // Last in the file: it ends every tunnel of the shared server.
+  it('closes every passed-through socket with 1001 within 1 s', async () => {
+    const { name } = await wsTunnel();
+    const sockets = [visit(name), visit(name)];
+    await Promise.all(sockets.map(opened));
+    const ends = sockets.map(closedWith);
+    const started = performance.now();
+    server.running.relay.shutdown();
+    for (const end of await Promise.all(ends)) {
+      expect(end.code).toBe(1001);
+      expect(end.atMs - started).toBeLessThan(1000);
+    }
+  });
+});
