@@ -1,10 +1,11 @@
 /**
  * `bun run bench`: the performance proof. Ratios against baselines measured side by side in one run
  * (never pass/fail on absolute times), printed as a table and written to bench/results/latest.json.
- *   bun bench/run.ts [--quick] [--only P1,P2,P3,P4,P5,limiter]
+ *   bun bench/run.ts [--quick] [--only P1,P2,P3,P4,P5,limiter,tunnel] [tunnel]
+ * `tunnel` (as --only or a bare word) runs the tunnel suite alone; T1,T3,T4,T6,T8 pick rows of it.
  * Load comes from wrk (installed from Debian when missing) on another core than the server.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBenchServer } from './lib/bench-server.ts';
@@ -13,16 +14,24 @@ import { ensureWrk } from './lib/wrk.ts';
 import { measureLimiterMemory } from './suites/limiter-memory.ts';
 import { measureLogin } from './suites/login.ts';
 import { measureStartup } from './suites/startup.ts';
+import { measureTunnels } from './suites/tunnel.ts';
 import { compareThroughput, type Target, type ThroughputResult } from './suites/throughput.ts';
 import { formatTable, type Row } from './report.ts';
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
   args: Bun.argv.slice(2),
   options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } },
   strict: true,
+  allowPositionals: true,
 });
 const quick = values.quick!;
-const only = new Set((values.only ?? 'P1,P2,P3,P4,P5,limiter').split(',').map((s) => s.trim()));
+const TUNNEL_ROWS = ['T1', 'T3', 'T4', 'T6', 'T8'];
+const only = new Set(
+  (values.only ?? (positionals.length > 0 ? positionals.join(',') : 'P1,P2,P3,P4,P5,limiter,tunnel'))
+    .split(',')
+    .map((s) => s.trim())
+    .flatMap((s) => (s === 'tunnel' ? TUNNEL_ROWS : [s])),
+);
 const throughputOptions = quick
   ? { rounds: 3, durationSeconds: 2, connections: 32, warmupSeconds: 1 }
   : { rounds: 5, durationSeconds: 4, connections: 32, warmupSeconds: 2 };
@@ -163,6 +172,105 @@ if (only.has('limiter')) {
   }
 }
 
+if (TUNNEL_ROWS.some((id) => only.has(id))) {
+  const tunnelOptions = {
+    ...(quick
+      ? { rounds: 2, durationSeconds: 2, warmupSeconds: 1, transferBytes: 64 * 2 ** 20, transferRounds: 2, idleTunnels: 200, wsSeconds: 2 }
+      : { rounds: 3, durationSeconds: 4, warmupSeconds: 2, transferBytes: 2 ** 30, transferRounds: 2, idleTunnels: 1000, wsSeconds: 4 }),
+    connections: 32,
+    wsSockets: 100,
+    only: new Set(TUNNEL_ROWS.filter((id) => only.has(id))),
+  };
+  const t = (await measureTunnels(tunnelOptions, log)) as Record<string, any>;
+  results.tunnel = t;
+  const mib = (bytes: number) => `${bytes / 2 ** 20} MiB`;
+  if (t.T1) {
+    rows.push({
+      id: 'T1',
+      what: 'small GET through the tunnel ÷ direct to the origin (req/s)',
+      product: `${t.T1.tunnel.rps} req/s (server ${t.T1.tunnel.serverCpuUsPerRequest} µs + client ${t.T1.tunnel.clientCpuUsPerRequest} µs CPU/req)`,
+      baseline: `${t.T1.direct.rps} req/s (origin ${t.T1.direct.originCpuUsPerRequest} µs CPU/req)`,
+      ratio: t.T1.ratio,
+      goal: '≥ 0.50',
+      met: t.T1.ratio >= 0.5,
+      note: `wrk -c${t.T1.connections}, ${t.T1.rounds} alternating rounds of ${t.T1.durationSeconds} s; origin ${t.T1.tunnel.originCpuUsPerRequest} µs/req via the tunnel; errors ${t.T1.tunnel.errors + t.T1.direct.errors}`,
+    });
+  }
+  if (t.T3) {
+    rows.push({
+      id: 'T3',
+      what: 'added latency at ~10% of T1 peak: p50 (p99) tunnel − direct',
+      product: `p50 ${t.T3.tunnel.p50Ms} ms, p99 ${t.T3.tunnel.p99Ms} ms (${t.T3.tunnel.rps} req/s)`,
+      baseline: `p50 ${t.T3.direct.p50Ms} ms, p99 ${t.T3.direct.p99Ms} ms (${t.T3.direct.rps} req/s)`,
+      ratio: null,
+      goal: 'added p50 ≤ 1 ms',
+      met: t.T3.addedP50Ms <= 1,
+      note: `added p50 ${t.T3.addedP50Ms} ms, p99 ${t.T3.addedP99Ms} ms; wrk -c${t.T3.connections} paced by delay() ${t.T3.delayMs} ms, target ${t.T3.targetRps} req/s`,
+    });
+  }
+  if (t.T4) {
+    for (const [id, key, word] of [['T4 down', 'download', 'download'], ['T4 up', 'upload', 'upload']] as const) {
+      rows.push({
+        id,
+        what: `${mib(t.T4.bytes)} ${word} through the tunnel ÷ direct (MB/s)`,
+        product: `${t.T4[key].tunnelMBps} MB/s`,
+        baseline: `${t.T4[key].directMBps} MB/s`,
+        ratio: t.T4[key].ratio,
+        goal: '≥ 0.50',
+        met: t.T4[key].ratio >= 0.5,
+        note: `fetch in the bench process, ${t.T4.rounds} alternating rounds, median`,
+      });
+    }
+  }
+  if (t.T6) {
+    rows.push({
+      id: 'T6',
+      what: `server RSS per idle tunnel (${t.T6.tunnels} connected and registered)`,
+      product: `${t.T6.kibPerTunnel} KiB/tunnel`,
+      baseline: '',
+      ratio: null,
+      goal: '≤ 50 KB',
+      met: t.T6.kibPerTunnel * 1.024 <= 50,
+      note: `server RSS ${t.T6.serverRssBeforeMiB} → ${t.T6.serverRssAfterMiB} MiB; healthy after: ${t.T6.healthyAfter ? 'yes' : 'no'}`,
+    });
+  }
+  rows.push({
+    id: 'T6 client',
+    what: 'RSS of one idle `expose http` process (from source)',
+    product: `${t.clientIdleRssMiB} MiB`,
+    baseline: '',
+    ratio: null,
+    goal: '',
+    met: null,
+    note: `after the load: client ${t.clientRssAfterLoadMiB} MiB, server ${t.serverRssAfterLoadMiB} MiB`,
+  });
+  if (t.T8) {
+    rows.push({
+      id: 'T8',
+      what: `WebSocket echo messages/s through the tunnel ÷ direct, ${t.T8.sockets} sockets`,
+      product: `${t.T8.tunnelPerSecond} msg/s`,
+      baseline: `${t.T8.directPerSecond} msg/s`,
+      ratio: t.T8.ratio,
+      goal: '≥ 0.50',
+      met: t.T8.ratio >= 0.5,
+      note: `32-byte text ping-pong, ${t.T8.seconds} s per run, alternating rounds`,
+    });
+  }
+}
+
+// A partial run (--only, or `tunnel`) keeps the rows of the last full run that it did not measure again.
+const latestPath = join(import.meta.dir, 'results', 'latest.json');
+if ((values.only !== undefined || positionals.length > 0) && existsSync(latestPath)) {
+  try {
+    const previous = JSON.parse(readFileSync(latestPath, 'utf8')) as { rows?: Row[] } & Record<string, unknown>;
+    const measured = new Set(rows.map((r) => r.id.split(' ')[0]));
+    const kept = (previous.rows ?? []).filter((r) => !measured.has(r.id.split(' ')[0]) && !(r.id.startsWith('T') && TUNNEL_ROWS.some((id) => only.has(id))));
+    for (const [key, value] of Object.entries(previous)) if (!(key in results) && key !== 'rows') results[key] = value;
+    rows.unshift(...kept);
+  } catch {
+    // an unreadable earlier file: write this run alone
+  }
+}
 results.rows = rows;
 results.elapsedSeconds = Math.round((performance.now() - startedMs) / 1000);
 const outDir = join(import.meta.dir, 'results');

@@ -28,6 +28,8 @@ export interface LoadSpec {
   body?: string;
   /** Seconds after which wrk counts a request as timed out (default 2; raise it for slow logins). */
   timeoutSeconds?: number;
+  /** A Lua script of wrk's own (e.g. a `delay()` for paced load); not combined with POST. */
+  script?: string;
 }
 
 /** Installs wrk from Debian when it is not on PATH (root, as on CI and the dev machines). */
@@ -91,6 +93,10 @@ export async function runWrk(spec: LoadSpec): Promise<WrkResult> {
   if (spec.method === 'POST') {
     const script = join(scriptDir, `post-${++scriptCount}.lua`);
     writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${luaString(spec.body ?? '')}\nwrk.headers["Content-Type"] = "application/json"\n`);
+    argv.push('-s', script);
+  } else if (spec.script !== undefined) {
+    const script = join(scriptDir, `script-${++scriptCount}.lua`);
+    writeFileSync(script, spec.script);
     argv.push('-s', script);
   }
   argv.push(spec.url);

@@ -1,0 +1,372 @@
+/**
+ * Tunnel benchmarks (issue 12: T1, T3, T4, T6, T8): the real server (`bun src/index.ts`) and the real
+ * `expose` client (`bun src/client/index.ts`) from source, on loopback, in front of a plain Bun.serve
+ * origin in its own process (bench/servers/tunnel-origin.ts). Every judged figure is a ratio against
+ * the same load sent directly to that origin, alternated within one run.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BUN, CORES, cpuMs, freePort, pinned, readTaggedLine, rssBytes, stop, type Child } from '../lib/process.ts';
+import { median, round } from '../lib/stats.ts';
+import { runWrk, type LoadSpec, type WrkResult } from '../lib/wrk.ts';
+
+const ROOT = join(import.meta.dir, '..', '..');
+const SERVER_ENTRY = join(ROOT, 'src', 'index.ts');
+const CLIENT_ENTRY = join(ROOT, 'src', 'client', 'index.ts');
+const ORIGIN = join(import.meta.dir, '..', 'servers', 'tunnel-origin.ts');
+const WS_LOAD = join(import.meta.dir, '..', 'servers', 'ws-load.ts');
+const DOMAIN = 'expose.test';
+const CONNECT_PATH = '/api/v1/tunnel/connect';
+const SUBDOMAIN = 'bench';
+
+/** Options of one run of the suite. */
+export interface TunnelOptions {
+  rounds: number;
+  durationSeconds: number;
+  warmupSeconds: number;
+  connections: number;
+  transferBytes: number;
+  transferRounds: number;
+  idleTunnels: number;
+  wsSockets: number;
+  wsSeconds: number;
+  only: ReadonlySet<string>;
+}
+
+const children: Child[] = [];
+const tempDirs: string[] = [];
+
+/** Kills everything this suite started (also on an error half-way). */
+async function cleanUp(): Promise<void> {
+  for (const child of children.splice(0)) await stop(child, 'SIGKILL');
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+interface ServerUnderTest {
+  child: Child;
+  port: number;
+  url: string;
+  apiKey: string;
+}
+
+/** `bun src/index.ts` on a fresh file database, pinned to the server core; default log level, stdout to /dev/null. */
+async function startServer(): Promise<ServerUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'expose-bench-tunnel-'));
+  tempDirs.push(dir);
+  const port = await freePort();
+  const child = Bun.spawn(pinned(CORES.server, [BUN, SERVER_ENTRY, '--host', '127.0.0.1', '--port', String(port), '--db', join(dir, 'expose.db')]), {
+    cwd: ROOT,
+    env: { ...process.env, EXPOSE_TUNNEL_DOMAIN: DOMAIN, EXPOSE_RATE_LIMIT_AUTH: '0', EXPOSE_RATE_LIMIT_API: '0', EXPOSE_MAX_TUNNELS: '0' },
+    stdout: 'ignore',
+    stderr: 'ignore',
+  });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/health`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('server never became healthy');
+    await Bun.sleep(20);
+  }
+  const email = `bench-${crypto.randomUUID().slice(0, 8)}@example.com`;
+  const registered = await fetch(`${url}/api/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'correct-zebra-staple-91' }) });
+  if (registered.status !== 201) throw new Error(`register: ${registered.status} ${await registered.text()}`);
+  const { token } = (await registered.json()) as { token: string };
+  const created = await fetch(`${url}/api/v1/api-keys`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ name: 'bench' }) });
+  if (created.status !== 201) throw new Error(`create key: ${created.status} ${await created.text()}`);
+  const { key } = (await created.json()) as { key: string };
+  return { child, port, url, apiKey: key };
+}
+
+/** The origin in its own process (not pinned: the scheduler places it). */
+async function startOrigin(): Promise<{ child: Child; port: number }> {
+  const child = Bun.spawn([BUN, ORIGIN], { stdout: 'pipe', stderr: 'inherit' });
+  children.push(child);
+  const { port } = await readTaggedLine<{ port: number }>({ stdout: child.stdout as ReadableStream<Uint8Array> }, 'READY ');
+  return { child, port };
+}
+
+/** One real `expose http` process, not pinned; resolves once it printed its `ready` event. Its stdout is drained for the whole run. */
+async function startClient(server: ServerUnderTest, originPort: number): Promise<Child> {
+  const child = Bun.spawn([BUN, CLIENT_ENTRY, 'http', String(originPort), '--subdomain', SUBDOMAIN, '--json'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), EXPOSE_SERVER: server.url, EXPOSE_API_KEY: server.apiKey },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'ignore',
+  });
+  children.push(child);
+  await waitForReady(child.stdout as ReadableStream<Uint8Array>);
+  return child;
+}
+
+/** Resolves at the client's `{"event":"ready",...}` line; keeps draining its stdout afterwards, so it never blocks on a full pipe. */
+function waitForReady(stdout: ReadableStream<Uint8Array>, timeoutMs = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      reject(new Error(`expose client printed no ready event within ${timeoutMs} ms: ${buffered.slice(-1000)}`));
+    }, timeoutMs);
+    void (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stdout as unknown as AsyncIterable<Uint8Array>) {
+        if (settled) continue;
+        buffered += decoder.decode(chunk, { stream: true });
+        if (buffered.split('\n').some((line) => line.includes('"event":"ready"'))) {
+          settled = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+      if (!settled) reject(new Error(`expose client exited before ready: ${buffered.slice(-1000)}`));
+    })();
+  });
+}
+
+const cpuOf = (pids: number[]) => pids.map((pid) => cpuMs(pid));
+
+interface Side {
+  name: 'direct' | 'tunnel';
+  url: string;
+  headers?: Record<string, string>;
+}
+
+/** T1: wrk -c{connections} alternating direct and tunnel; rps medians, per-round ratio median, CPU µs/request of server, client and origin. */
+async function measureRequests(sides: Side[], pids: { server: number; client: number; origin: number }, options: TunnelOptions) {
+  const spec = (side: Side, durationSeconds: number): LoadSpec => ({ url: side.url, headers: side.headers, connections: options.connections, durationSeconds });
+  for (const side of sides) await runWrk(spec(side, options.warmupSeconds));
+  const samples: Record<string, Array<{ rps: number; serverUs: number; clientUs: number; originUs: number; errors: number; wrk: WrkResult }>> = { direct: [], tunnel: [] };
+  for (let r = 0; r < options.rounds; r++) {
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) {
+      const before = cpuOf([pids.server, pids.client, pids.origin]);
+      const result = await runWrk(spec(side, options.durationSeconds));
+      const after = cpuOf([pids.server, pids.client, pids.origin]);
+      const per = (i: number) => ((after[i]! - before[i]!) * 1000) / Math.max(1, result.requests);
+      samples[side.name]!.push({ rps: result.requestsPerSecond, serverUs: per(0), clientUs: per(1), originUs: per(2), errors: result.non2xx + result.socketErrors, wrk: result });
+    }
+  }
+  const summary = (name: string) => {
+    const runs = samples[name]!;
+    return {
+      rps: round(median(runs.map((s) => s.rps)), 0),
+      serverCpuUsPerRequest: round(median(runs.map((s) => s.serverUs)), 1),
+      clientCpuUsPerRequest: round(median(runs.map((s) => s.clientUs)), 1),
+      originCpuUsPerRequest: round(median(runs.map((s) => s.originUs)), 1),
+      errors: runs.reduce((sum, s) => sum + s.errors, 0),
+      rpsPerRound: runs.map((s) => round(s.rps, 0)),
+    };
+  };
+  const ratio = round(median(samples.tunnel!.map((s, i) => s.rps / samples.direct![i]!.rps)), 3);
+  return { rounds: options.rounds, durationSeconds: options.durationSeconds, connections: options.connections, direct: summary('direct'), tunnel: summary('tunnel'), ratio };
+}
+
+/** T3: wrk paced by a Lua `delay()` (2 connections), each side at the same target rate; latency percentiles from wrk --latency. */
+async function measureLatency(sides: Side[], targetRps: number, options: TunnelOptions) {
+  // wrk's delay() is whole milliseconds: enough connections for a gap of at least 4 ms each.
+  const connections = Math.max(2, Math.ceil((targetRps * 4) / 1000));
+  const delayMs = Math.max(1, Math.round((connections * 1000) / targetRps));
+  const script = `function delay()\n  return ${delayMs}\nend\n`;
+  const spec = (side: Side, durationSeconds: number): LoadSpec => ({ url: side.url, headers: side.headers, connections, durationSeconds, script });
+  for (const side of sides) await runWrk(spec(side, 1));
+  const samples: Record<string, WrkResult[]> = { direct: [], tunnel: [] };
+  for (let r = 0; r < options.rounds; r++) {
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) samples[side.name]!.push(await runWrk(spec(side, options.durationSeconds)));
+  }
+  const summary = (name: string) => ({
+    rps: round(median(samples[name]!.map((s) => s.requestsPerSecond)), 0),
+    p50Ms: round(median(samples[name]!.map((s) => s.latencyMs.p50)), 3),
+    p99Ms: round(median(samples[name]!.map((s) => s.latencyMs.p99)), 3),
+  });
+  const added = (p: 'p50' | 'p99') => round(median(samples.tunnel!.map((s, i) => s.latencyMs[p] - samples.direct![i]!.latencyMs[p])), 3);
+  return { connections, delayMs, targetRps: round(targetRps, 0), direct: summary('direct'), tunnel: summary('tunnel'), addedP50Ms: added('p50'), addedP99Ms: added('p99') };
+}
+
+/** Reads a response body to the end, counting bytes. */
+async function drain(body: ReadableStream<Uint8Array> | null): Promise<number> {
+  let bytes = 0;
+  if (body) for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.byteLength;
+  return bytes;
+}
+
+/** T4: one download and one upload of `transferBytes` through each side (fetch in this process), alternating; MB/s. */
+async function measureTransfer(sides: Side[], options: TunnelOptions) {
+  const total = options.transferBytes;
+  const chunk = new Uint8Array(1024 * 1024).fill(121);
+  const download = async (side: Side) => {
+    const started = performance.now();
+    const res = await fetch(`${side.url}download?bytes=${total}`, { headers: side.headers });
+    const bytes = await drain(res.body);
+    if (res.status !== 200 || bytes !== total) throw new Error(`${side.name} download: ${res.status}, ${bytes} of ${total} bytes`);
+    return (total / 1e6 / (performance.now() - started)) * 1000;
+  };
+  const upload = async (side: Side) => {
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          const left = total - sent;
+          const piece = left < chunk.byteLength ? chunk.subarray(0, left) : chunk;
+          sent += piece.byteLength;
+          controller.enqueue(piece);
+          if (sent >= total) controller.close();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const started = performance.now();
+    const res = await fetch(`${side.url}upload`, { method: 'POST', headers: { ...side.headers, 'content-length': String(total) }, body, duplex: 'half' } as RequestInit);
+    const text = await res.text();
+    if (res.status !== 200 || Number(text) !== total) throw new Error(`${side.name} upload: ${res.status}, origin read ${text} of ${total} bytes`);
+    return (total / 1e6 / (performance.now() - started)) * 1000;
+  };
+  const samples: Record<string, { down: number[]; up: number[] }> = { direct: { down: [], up: [] }, tunnel: { down: [], up: [] } };
+  for (let r = 0; r < options.transferRounds; r++) {
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) {
+      samples[side.name]!.down.push(await download(side));
+      samples[side.name]!.up.push(await upload(side));
+    }
+  }
+  const ratio = (k: 'down' | 'up') => round(median(samples.tunnel![k].map((v, i) => v / samples.direct![k][i]!)), 3);
+  const mbps = (name: string, k: 'down' | 'up') => round(median(samples[name]![k]), 1);
+  return {
+    bytes: total,
+    rounds: options.transferRounds,
+    download: { directMBps: mbps('direct', 'down'), tunnelMBps: mbps('tunnel', 'down'), ratio: ratio('down') },
+    upload: { directMBps: mbps('direct', 'up'), tunnelMBps: mbps('tunnel', 'up'), ratio: ratio('up') },
+  };
+}
+
+/** T8: bench/servers/ws-load.ts on the load core, `wsSockets` sockets ping-ponging for `wsSeconds`, alternating. */
+async function measureWebSockets(originPort: number, serverPort: number, options: TunnelOptions) {
+  const run = async (name: 'direct' | 'tunnel') => {
+    const argv = name === 'direct'
+      ? [BUN, WS_LOAD, `ws://127.0.0.1:${originPort}/ws`, String(options.wsSockets), String(options.wsSeconds)]
+      : [BUN, WS_LOAD, `ws://127.0.0.1:${serverPort}/ws`, String(options.wsSockets), String(options.wsSeconds), `${SUBDOMAIN}.${DOMAIN}:${serverPort}`];
+    const child = Bun.spawn(pinned(CORES.load, argv), { stdout: 'pipe', stderr: 'pipe' });
+    children.push(child);
+    const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+    if (code !== 0 || !line) throw new Error(`ws-load ${name} exited ${code}: ${err.slice(-1000)}`);
+    const { messages, seconds } = JSON.parse(line.slice(7)) as { messages: number; seconds: number };
+    return messages / seconds;
+  };
+  const samples: Record<string, number[]> = { direct: [], tunnel: [] };
+  for (let r = 0; r < options.rounds; r++) {
+    const order: Array<'direct' | 'tunnel'> = r % 2 === 0 ? ['direct', 'tunnel'] : ['tunnel', 'direct'];
+    for (const name of order) samples[name]!.push(await run(name));
+  }
+  return {
+    sockets: options.wsSockets,
+    seconds: options.wsSeconds,
+    directPerSecond: round(median(samples.direct!), 0),
+    tunnelPerSecond: round(median(samples.tunnel!), 0),
+    ratio: round(median(samples.tunnel!.map((v, i) => v / samples.direct![i]!)), 3),
+  };
+}
+
+/**
+ * T6: a fresh server; `n` control WebSockets opened from this process (Auth, RegisterTunnel, answering
+ * Heartbeats), 50 handshakes at a time; server RSS before and after, each after 2 s of quiet.
+ */
+async function measureIdleTunnels(n: number) {
+  const server = await startServer();
+  const sockets: WebSocket[] = [];
+  try {
+    const open = (i: number | string) =>
+      new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}${CONNECT_PATH}`);
+        sockets.push(ws);
+        const timer = setTimeout(() => reject(new Error(`idle tunnel ${i}: no TunnelReady within 20 s`)), 20_000);
+        ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'Auth', data: { api_key: server.apiKey, client: 'expose-bench/0' } })));
+        ws.addEventListener('message', (event) => {
+          if (typeof event.data !== 'string') return;
+          const msg = JSON.parse(event.data) as { type: string; data: Record<string, unknown> };
+          if (msg.type === 'AuthResult') {
+            if (msg.data.success !== true) return reject(new Error(`idle tunnel ${i}: auth refused (${String(msg.data.error)})`));
+            ws.send(JSON.stringify({ type: 'RegisterTunnel', data: { subdomain: `idle-${i}`, local_port: 9 } }));
+          } else if (msg.type === 'TunnelReady') {
+            clearTimeout(timer);
+            resolve();
+          } else if (msg.type === 'TunnelError') reject(new Error(`idle tunnel ${i}: ${String(msg.data.error)}`));
+          else if (msg.type === 'Heartbeat') ws.send('{"type":"Heartbeat","data":{}}');
+        });
+        ws.addEventListener('close', (event) => reject(new Error(`idle tunnel ${i} closed: ${event.code} ${event.reason}`)));
+      });
+    // One tunnel first, opened and closed, so code paths that load lazily are counted in the baseline.
+    await open('warm');
+    sockets.pop()?.close();
+    await Bun.sleep(2000);
+    const before = rssBytes(server.child.pid);
+    for (let start = 0; start < n; start += 50) await Promise.all(Array.from({ length: Math.min(50, n - start) }, (_, j) => open(start + j)));
+    await Bun.sleep(2000);
+    const after = rssBytes(server.child.pid);
+    const live = (await fetch(`${server.url}/health`)).status === 200;
+    return { tunnels: n, serverRssBeforeMiB: round(before / 2 ** 20, 1), serverRssAfterMiB: round(after / 2 ** 20, 1), kibPerTunnel: round((after - before) / n / 1024, 1), healthyAfter: live };
+  } finally {
+    for (const ws of sockets) ws.close();
+    await stop(server.child, 'SIGKILL');
+    children.splice(children.indexOf(server.child), 1);
+  }
+}
+
+/** Runs the selected tunnel benchmarks (`only` holds T1, T3, T4, T6, T8); T3 needs T1's peak rate and runs it when asked alone. */
+export async function measureTunnels(options: TunnelOptions, log: (text: string) => void) {
+  const out: Record<string, unknown> = {};
+  try {
+    const origin = await startOrigin();
+    const server = await startServer();
+    const client = await startClient(server, origin.port);
+    await Bun.sleep(1000);
+    out.clientIdleRssMiB = round(rssBytes(client.pid) / 2 ** 20, 1);
+    const tunnelHost = `${SUBDOMAIN}.${DOMAIN}`;
+    const sides: Side[] = [
+      { name: 'direct', url: `http://127.0.0.1:${origin.port}/` },
+      // `Host` capitalised: wrk adds its own Host unless one is spelt exactly so (two would be a 400).
+      { name: 'tunnel', url: `http://127.0.0.1:${server.port}/`, headers: { Host: tunnelHost } },
+    ];
+    const check = await fetch(sides[1]!.url, { headers: sides[1]!.headers });
+    if (check.status !== 200 || (await check.text()) !== 'Hello, world') throw new Error(`the tunnel answered ${check.status}`);
+    const pids = { server: server.child.pid, client: client.pid, origin: origin.child.pid };
+    if (options.only.has('T1') || options.only.has('T3')) {
+      log(`T1: GET through the tunnel against direct, wrk -c${options.connections}...`);
+      out.T1 = await measureRequests(sides, pids, options);
+    }
+    if (options.only.has('T3')) {
+      const t1 = out.T1 as Awaited<ReturnType<typeof measureRequests>>;
+      log('T3: added latency at 10% of the tunnel peak rate...');
+      out.T3 = await measureLatency(sides, t1.tunnel.rps * 0.1, options);
+    }
+    if (options.only.has('T4')) {
+      log(`T4: ${options.transferBytes / 2 ** 20} MiB download and upload, tunnel against direct...`);
+      out.T4 = await measureTransfer(sides, options);
+    }
+    if (options.only.has('T8')) {
+      log(`T8: WebSocket echo, ${options.wsSockets} sockets, tunnel against direct...`);
+      out.T8 = await measureWebSockets(origin.port, server.port, options);
+    }
+    out.serverRssAfterLoadMiB = round(rssBytes(server.child.pid) / 2 ** 20, 1);
+    out.clientRssAfterLoadMiB = round(rssBytes(client.pid) / 2 ** 20, 1);
+    await cleanUp();
+    if (options.only.has('T6')) {
+      log(`T6: server RSS with ${options.idleTunnels} idle tunnels...`);
+      out.T6 = await measureIdleTunnels(options.idleTunnels);
+    }
+  } finally {
+    await cleanUp();
+  }
+  return out;
+}
