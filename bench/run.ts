@@ -2,7 +2,7 @@
  * `bun run bench`: the performance proof. Ratios against baselines measured side by side in one run
  * (never pass/fail on absolute times), printed as a table and written to bench/results/latest.json.
  *   bun bench/run.ts [--quick] [--only P1,P2,P3,P4,P5,limiter,tunnel] [tunnel]
- * `tunnel` (as --only or a bare word) runs the tunnel suite alone; T1,T3,T4,T6,T8 pick rows of it.
+ * `tunnel` (as --only or a bare word) runs the tunnel suite alone; T1,T3,T4,T5,T6,T7,T8,T9 pick rows of it.
  * Load comes from wrk (installed from Debian when missing) on another core than the server.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,7 +25,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
 });
 const quick = values.quick!;
-const TUNNEL_ROWS = ['T1', 'T3', 'T4', 'T6', 'T8'];
+const TUNNEL_ROWS = ['T1', 'T3', 'T4', 'T5', 'T6', 'T7', 'T8', 'T9'];
 const only = new Set(
   (values.only ?? (positionals.length > 0 ? positionals.join(',') : 'P1,P2,P3,P4,P5,limiter,tunnel'))
     .split(',')
@@ -175,10 +175,13 @@ if (only.has('limiter')) {
 if (TUNNEL_ROWS.some((id) => only.has(id))) {
   const tunnelOptions = {
     ...(quick
-      ? { rounds: 2, durationSeconds: 2, warmupSeconds: 1, transferBytes: 64 * 2 ** 20, transferRounds: 2, idleTunnels: 200, wsSeconds: 2 }
-      : { rounds: 3, durationSeconds: 4, warmupSeconds: 2, transferBytes: 2 ** 30, transferRounds: 2, idleTunnels: 1000, wsSeconds: 4 }),
+      ? { rounds: 2, durationSeconds: 2, warmupSeconds: 1, transferBytes: 64 * 2 ** 20, transferRounds: 2, idleTunnels: 200, wsSeconds: 2, fairnessBytes: 64 * 2 ** 20, loadSeconds: 5 }
+      : { rounds: 3, durationSeconds: 4, warmupSeconds: 2, transferBytes: 2 ** 30, transferRounds: 2, idleTunnels: 1000, wsSeconds: 4, fairnessBytes: 256 * 2 ** 20, loadSeconds: 60 }),
     connections: 32,
     wsSockets: 100,
+    revokedKeys: 100,
+    loadTunnels: 100,
+    loadVisitors: 10,
     only: new Set(TUNNEL_ROWS.filter((id) => only.has(id))),
   };
   const t = (await measureTunnels(tunnelOptions, log)) as Record<string, any>;
@@ -244,6 +247,42 @@ if (TUNNEL_ROWS.some((id) => only.has(id))) {
     met: null,
     note: `after the load: client ${t.clientRssAfterLoadMiB} MiB, server ${t.serverRssAfterLoadMiB} MiB`,
   });
+  if (t.T5) {
+    rows.push({
+      id: 'T5',
+      what: `fairness: ${mib(t.T5.bytes)} download beside a visitor that never reads ÷ the same alone (MB/s)`,
+      product: `${t.T5.stalledMBps} MB/s`,
+      baseline: `${t.T5.aloneMBps} MB/s`,
+      ratio: t.T5.ratio,
+      goal: '≥ 0.80',
+      met: t.T5.ratio >= 0.8,
+      note: `server RSS growth with the stalled visitor on: max ${t.T5.serverRssGrowthMiB} MiB (${t.T5.serverRssGrowthAloneMiB} MiB during the download alone; connection window 16 MiB, stream window 1 MiB); ${t.T5.rounds} alternating rounds`,
+    });
+  }
+  if (t.T7) {
+    rows.push({
+      id: 'T7',
+      what: `${t.T7.tunnels} tunnels × ${t.T7.visitorsPerTunnel} concurrent visitors for ${t.T7.seconds} s: errors`,
+      product: `${t.T7.answers} answers, ${t.T7.errors} errors, p99 ${t.T7.p99Ms} ms`,
+      baseline: '',
+      ratio: null,
+      goal: '0 errors',
+      met: t.T7.errors === 0,
+      note: `${t.T7.rps} req/s, p50 ${t.T7.p50Ms} ms; non-2xx ${t.T7.non2xx}, socket errors ${t.T7.socketErrors}; in-bench tunnel client (one process), server ${t.T7.serverCpuUsPerRequest} µs CPU/req`,
+    });
+  }
+  if (t.T9) {
+    rows.push({
+      id: 'T9',
+      what: `revocation: ${t.T9.keys} keys with tunnels under traffic deleted one by one; DELETE answer → client sees the close`,
+      product: `p50 ${t.T9.p50Ms} ms, p99 ${t.T9.p99Ms} ms, max ${t.T9.maxMs} ms`,
+      baseline: '',
+      ratio: null,
+      goal: 'p99 ≤ 1 s',
+      met: t.T9.missedWithin5s === 0 && t.T9.p99Ms <= 1000 && (t.T9.closeCodes['4001'] ?? 0) === t.T9.keys,
+      note: `close codes ${JSON.stringify(t.T9.closeCodes)}, ${t.T9.missedWithin5s} not closed within 5 s, ${t.T9.closedBeforeAnswer} closed before the DELETE's answer (counted 0 ms); GoAway p99 ${t.T9.goAwayP99Ms} ms (${t.T9.goAwaysSeen} seen); visitors ${t.T9.visitorAnswers.ok} ok, ${t.T9.visitorAnswers.other} other, ${t.T9.visitorAnswers.failed} failed`,
+    });
+  }
   if (t.T8) {
     rows.push({
       id: 'T8',

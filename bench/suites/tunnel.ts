@@ -1,5 +1,5 @@
 /**
- * Tunnel benchmarks (issue 12: T1, T3, T4, T6, T8): the real server (`bun src/index.ts`) and the real
+ * Tunnel benchmarks (issue 12: T1, T3, T4, T5, T6, T7, T8, T9): the real server (`bun src/index.ts`) and the real
  * `expose` client (`bun src/client/index.ts`) from source, on loopback, in front of a plain Bun.serve
  * origin in its own process (bench/servers/tunnel-origin.ts). Every judged figure is a ratio against
  * the same load sent directly to that origin, alternated within one run.
@@ -8,14 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUN, CORES, cpuMs, freePort, pinned, readTaggedLine, rssBytes, stop, type Child } from '../lib/process.ts';
-import { median, round } from '../lib/stats.ts';
-import { runWrk, type LoadSpec, type WrkResult } from '../lib/wrk.ts';
+import { median, percentile, round } from '../lib/stats.ts';
+import { parseWrk, runWrk, type LoadSpec, type WrkResult } from '../lib/wrk.ts';
+import { openMuxTunnels, type MuxTunnel } from '../lib/mux-tunnel.ts';
 
 const ROOT = join(import.meta.dir, '..', '..');
 const SERVER_ENTRY = join(ROOT, 'src', 'index.ts');
 const CLIENT_ENTRY = join(ROOT, 'src', 'client', 'index.ts');
 const ORIGIN = join(import.meta.dir, '..', 'servers', 'tunnel-origin.ts');
 const WS_LOAD = join(import.meta.dir, '..', 'servers', 'ws-load.ts');
+const MUX_TUNNEL = join(import.meta.dir, '..', 'lib', 'mux-tunnel.ts');
 const DOMAIN = 'expose.test';
 const CONNECT_PATH = '/api/v1/tunnel/connect';
 const SUBDOMAIN = 'bench';
@@ -31,6 +33,14 @@ export interface TunnelOptions {
   idleTunnels: number;
   wsSockets: number;
   wsSeconds: number;
+  /** T5: size of the measured download. */
+  fairnessBytes: number;
+  /** T9: keys (each with a tunnel) deleted one by one. */
+  revokedKeys: number;
+  /** T7: tunnels, visitors per tunnel, seconds. */
+  loadTunnels: number;
+  loadVisitors: number;
+  loadSeconds: number;
   only: ReadonlySet<string>;
 }
 
@@ -51,6 +61,8 @@ interface ServerUnderTest {
   port: number;
   url: string;
   apiKey: string;
+  /** The user's JWT (account API). */
+  token: string;
 }
 
 /** `bun src/index.ts` on a fresh file database, pinned to the server core; default log level, stdout to /dev/null. */
@@ -60,7 +72,7 @@ async function startServer(): Promise<ServerUnderTest> {
   const port = await freePort();
   const child = Bun.spawn(pinned(CORES.server, [BUN, SERVER_ENTRY, '--host', '127.0.0.1', '--port', String(port), '--db', join(dir, 'expose.db')]), {
     cwd: ROOT,
-    env: { ...process.env, EXPOSE_TUNNEL_DOMAIN: DOMAIN, EXPOSE_RATE_LIMIT_AUTH: '0', EXPOSE_RATE_LIMIT_API: '0', EXPOSE_MAX_TUNNELS: '0' },
+    env: { ...process.env, EXPOSE_TUNNEL_DOMAIN: DOMAIN, EXPOSE_RATE_LIMIT_AUTH: '0', EXPOSE_RATE_LIMIT_API: '0', EXPOSE_MAX_TUNNELS: '0', EXPOSE_MAX_API_KEYS: '1000' },
     stdout: 'ignore',
     stderr: 'ignore',
   });
@@ -84,7 +96,7 @@ async function startServer(): Promise<ServerUnderTest> {
   const created = await fetch(`${url}/api/v1/api-keys`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ name: 'bench' }) });
   if (created.status !== 201) throw new Error(`create key: ${created.status} ${await created.text()}`);
   const { key } = (await created.json()) as { key: string };
-  return { child, port, url, apiKey: key };
+  return { child, port, url, apiKey: key, token };
 }
 
 /** The origin in its own process (not pinned: the scheduler places it). */
@@ -323,7 +335,206 @@ async function measureIdleTunnels(n: number) {
   }
 }
 
-/** Runs the selected tunnel benchmarks (`only` holds T1, T3, T4, T6, T8); T3 needs T1's peak rate and runs it when asked alone. */
+/**
+ * T5: a `fairnessBytes` download through the tunnel (fetch in this process) alone, and while another
+ * visitor on the same tunnel holds a 16 GiB download open and never reads (bash with a /dev/tcp
+ * socket, then `sleep`), alternating; server RSS sampled every 50 ms while the stalled visitor is on.
+ */
+async function measureFairness(server: ServerUnderTest, options: TunnelOptions) {
+  const total = options.fairnessBytes;
+  const host = `${SUBDOMAIN}.${DOMAIN}`;
+  const download = async () => {
+    const started = performance.now();
+    const res = await fetch(`http://127.0.0.1:${server.port}/download?bytes=${total}`, { headers: { Host: host } });
+    const bytes = await drain(res.body);
+    if (res.status !== 200 || bytes !== total) throw new Error(`T5 download: ${res.status}, ${bytes} of ${total} bytes`);
+    return (total / 1e6 / (performance.now() - started)) * 1000;
+  };
+  const request = `GET /download?bytes=${2 ** 34} HTTP/1.1\\r\\nHost: ${host}\\r\\n\\r\\n`;
+  const samples: { alone: number[]; stalled: number[] } = { alone: [], stalled: [] };
+  const rss: Array<{ beforeMiB: number; stalledIdleMiB: number; peakMiB: number; afterMiB: number }> = [];
+  const aloneGrowth: number[] = [];
+  await download(); // warm-up, not counted
+  for (let r = 0; r < options.transferRounds; r++) {
+    const order: Array<'alone' | 'stalled'> = r % 2 === 0 ? ['alone', 'stalled'] : ['stalled', 'alone'];
+    for (const name of order) {
+      if (name === 'alone') {
+        const before = rssBytes(server.child.pid);
+        let peak = before;
+        const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(server.child.pid))), 50);
+        try {
+          samples.alone.push(await download());
+        } finally {
+          clearInterval(sampler);
+        }
+        aloneGrowth.push(Math.max(peak, rssBytes(server.child.pid)) - before);
+        continue;
+      }
+      const before = rssBytes(server.child.pid);
+      const staller = Bun.spawn(['bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${server.port} && printf '${request}' >&3 && exec sleep 3600`], { stdout: 'ignore', stderr: 'inherit' });
+      children.push(staller);
+      await Bun.sleep(2000); // let the stalled response fill the socket buffers and the windows
+      const stalledIdle = rssBytes(server.child.pid);
+      let peak = stalledIdle;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(server.child.pid))), 50);
+      try {
+        samples.stalled.push(await download());
+      } finally {
+        clearInterval(sampler);
+      }
+      peak = Math.max(peak, rssBytes(server.child.pid));
+      if (staller.exitCode !== null) throw new Error(`T5: the stalled visitor exited early (${staller.exitCode})`);
+      await stop(staller, 'SIGKILL');
+      children.splice(children.indexOf(staller), 1);
+      await Bun.sleep(500);
+      const mib = (b: number) => round(b / 2 ** 20, 1);
+      rss.push({ beforeMiB: mib(before), stalledIdleMiB: mib(stalledIdle), peakMiB: mib(peak), afterMiB: mib(rssBytes(server.child.pid)) });
+    }
+  }
+  return {
+    bytes: total,
+    rounds: options.transferRounds,
+    aloneMBps: round(median(samples.alone), 1),
+    stalledMBps: round(median(samples.stalled), 1),
+    ratio: round(median(samples.stalled.map((v, i) => v / samples.alone[i]!)), 3),
+    serverRssGrowthMiB: round(Math.max(...rss.map((x) => x.peakMiB - x.beforeMiB)), 1),
+    serverRssGrowthAloneMiB: round(Math.max(...aloneGrowth) / 2 ** 20, 1),
+    rss,
+  };
+}
+
+/**
+ * T9: `n` API keys of the bench user, each with its own tunnel from the in-bench client, 8 visitors
+ * in this process fetching `GET /` from random live tunnels throughout; the keys are deleted one by
+ * one, and for each the time from the DELETE's answer to that tunnel's close event is recorded.
+ */
+async function measureRevocation(server: ServerUnderTest, n: number) {
+  const auth = { authorization: `Bearer ${server.token}` };
+  const keys: Array<{ id: string; key: string }> = [];
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${server.url}/api/v1/api-keys`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: `revoke-${i}` }) });
+    if (res.status !== 201) throw new Error(`T9 create key ${i}: ${res.status} ${await res.text()}`);
+    const created = (await res.json()) as { api_key: { id: string }; key: string };
+    keys.push({ id: created.api_key.id, key: created.key });
+  }
+  const tunnels: MuxTunnel[] = await openMuxTunnels(server.port, keys.map((k) => k.key), n, 'rev-');
+  const alive = new Set(tunnels.map((_, i) => i));
+  let running = true;
+  const answers = { ok: 0, other: 0, failed: 0 };
+  const visitors = Array.from({ length: 8 }, async () => {
+    while (running && alive.size > 0) {
+      const live = [...alive];
+      const i = live[Math.floor(Math.random() * live.length)]!;
+      try {
+        const res = await fetch(`http://127.0.0.1:${server.port}/`, { headers: { Host: `rev-${i}.${DOMAIN}` } });
+        await res.arrayBuffer();
+        if (res.status === 200) answers.ok++;
+        else answers.other++;
+      } catch {
+        answers.failed++;
+      }
+    }
+  });
+  await Bun.sleep(1000);
+  const okBefore = answers.ok;
+  const latencies: number[] = [];
+  const deleteMs: number[] = [];
+  const goAway: number[] = [];
+  const codes: Record<string, number> = {};
+  let missed = 0;
+  for (let i = 0; i < n; i++) {
+    // A random pause first, so the DELETEs fall at random points of the server's revocation check
+    // period instead of in step with it (waiting for each close would otherwise line them up).
+    await Bun.sleep(Math.random() * 400);
+    const sent = performance.now();
+    const res = await fetch(`${server.url}/api/v1/api-keys/${keys[i]!.id}`, { method: 'DELETE', headers: auth });
+    const answered = performance.now();
+    await res.arrayBuffer();
+    if (res.status !== 204) throw new Error(`T9 delete key ${i}: ${res.status}`);
+    deleteMs.push(answered - sent);
+    const closed = await Promise.race([tunnels[i]!.closed, Bun.sleep(5000).then(() => null)]);
+    alive.delete(i);
+    if (!closed) {
+      missed++;
+      continue;
+    }
+    latencies.push(closed.at - answered);
+    if (tunnels[i]!.goAwayAt !== undefined) goAway.push(tunnels[i]!.goAwayAt! - answered);
+    codes[closed.code] = (codes[closed.code] ?? 0) + 1;
+  }
+  running = false;
+  await Promise.all(visitors);
+  for (const t of tunnels) t.ws.close();
+  // A close handled before the DELETE's own answer counts as 0 ms (both events arrive in this one process).
+  const clamped = latencies.map((v) => Math.max(0, v));
+  return {
+    keys: n,
+    closesSeen: latencies.length,
+    missedWithin5s: missed,
+    closeCodes: codes,
+    closedBeforeAnswer: latencies.filter((v) => v < 0).length,
+    p50Ms: round(percentile(clamped, 50), 2),
+    p99Ms: round(percentile(clamped, 99), 2),
+    maxMs: round(Math.max(...clamped), 2),
+    deleteP50Ms: round(percentile(deleteMs, 50), 2),
+    goAwaysSeen: goAway.length,
+    goAwayP99Ms: round(percentile(goAway.map((v) => Math.max(0, v)), 99), 2),
+    visitorAnswers: answers,
+    visitorOkBeforeFirstDelete: okBefore,
+  };
+}
+
+/**
+ * T7: `loadTunnels` tunnels served by the in-bench client in its own process (bench/lib/mux-tunnel.ts,
+ * unpinned), and wrk on the load core with one thread per tunnel and `loadVisitors` keep-alive
+ * connections per thread, each thread's requests carrying its tunnel's Host.
+ */
+async function measureManyTunnels(server: ServerUnderTest, options: TunnelOptions) {
+  const mux = Bun.spawn([BUN, MUX_TUNNEL, String(server.port), server.apiKey, String(options.loadTunnels), 'load-'], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
+  children.push(mux);
+  try {
+    await readTaggedLine<{ tunnels: number }>({ stdout: mux.stdout as ReadableStream<Uint8Array> }, 'READY ');
+    const script = [
+      'local n = 0',
+      'function setup(thread) thread:set("id", n); n = n + 1 end',
+      `function init(args) req = wrk.format("GET", "/", { Host = "load-" .. id .. ".${DOMAIN}" }) end`,
+      'function request() return req end',
+      '',
+    ].join('\n');
+    const dir = mkdtempSync(join(tmpdir(), 'expose-bench-t7-'));
+    tempDirs.push(dir);
+    const file = join(dir, 'hosts.lua');
+    await Bun.write(file, script);
+    const connections = options.loadTunnels * options.loadVisitors;
+    const argv = ['wrk', `-t${options.loadTunnels}`, `-c${connections}`, `-d${options.loadSeconds}s`, '--latency', '--timeout', '5s', '-s', file, `http://127.0.0.1:${server.port}/`];
+    const before = cpuOf([server.child.pid, mux.pid]);
+    const wrk = Bun.spawn(pinned(CORES.load, argv), { stdout: 'pipe', stderr: 'pipe' });
+    children.push(wrk);
+    const [report, errors, code] = await Promise.all([new Response(wrk.stdout).text(), new Response(wrk.stderr).text(), wrk.exited]);
+    if (code !== 0) throw new Error(`wrk exited ${code}: ${errors}`);
+    const after = cpuOf([server.child.pid, mux.pid]);
+    const r = parseWrk(report);
+    return {
+      tunnels: options.loadTunnels,
+      visitorsPerTunnel: options.loadVisitors,
+      seconds: options.loadSeconds,
+      answers: r.requests,
+      rps: round(r.requestsPerSecond, 0),
+      errors: r.non2xx + r.socketErrors,
+      non2xx: r.non2xx,
+      socketErrors: r.socketErrors,
+      p50Ms: round(r.latencyMs.p50, 2),
+      p99Ms: round(r.latencyMs.p99, 2),
+      serverCpuUsPerRequest: round(((after[0]! - before[0]!) * 1000) / Math.max(1, r.requests), 1),
+      muxCpuUsPerRequest: round(((after[1]! - before[1]!) * 1000) / Math.max(1, r.requests), 1),
+    };
+  } finally {
+    await stop(mux, 'SIGKILL');
+    children.splice(children.indexOf(mux), 1);
+  }
+}
+
+/** Runs the selected tunnel benchmarks (`only` holds T1 and T3 to T9); T3 needs T1's peak rate and runs it when asked alone. */
 export async function measureTunnels(options: TunnelOptions, log: (text: string) => void) {
   const out: Record<string, unknown> = {};
   try {
@@ -357,6 +568,18 @@ export async function measureTunnels(options: TunnelOptions, log: (text: string)
     if (options.only.has('T8')) {
       log(`T8: WebSocket echo, ${options.wsSockets} sockets, tunnel against direct...`);
       out.T8 = await measureWebSockets(origin.port, server.port, options);
+    }
+    if (options.only.has('T5')) {
+      log(`T5: ${options.fairnessBytes / 2 ** 20} MiB download alone and beside a visitor that never reads...`);
+      out.T5 = await measureFairness(server, options);
+    }
+    if (options.only.has('T9')) {
+      log(`T9: ${options.revokedKeys} keys with tunnels under traffic, deleted one by one...`);
+      out.T9 = await measureRevocation(server, options.revokedKeys);
+    }
+    if (options.only.has('T7')) {
+      log(`T7: ${options.loadTunnels} tunnels × ${options.loadVisitors} visitors for ${options.loadSeconds} s...`);
+      out.T7 = await measureManyTunnels(server, options);
     }
     out.serverRssAfterLoadMiB = round(rssBytes(server.child.pid) / 2 ** 20, 1);
     out.clientRssAfterLoadMiB = round(rssBytes(client.pid) / 2 ** 20, 1);
