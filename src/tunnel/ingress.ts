@@ -7,11 +7,11 @@ import type { Server } from 'bun';
 import type { ClientAddresses } from '../http/client-address.ts';
 import { cidrContains, type Cidr, parseIp } from '../lib/client-ip.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { HeaderPair } from './protocol.ts';
+import { type HeaderPair, STREAM_ERROR_ORIGIN_TIMEOUT } from './protocol.ts';
 import type { MemoryTunnelRegistry } from './registry.ts';
 import type { LiveTunnel } from './session.ts';
 import type { TunnelSettings } from './settings.ts';
-import type { HttpStream, ResponseHead, StreamFailure } from './stream.ts';
+import type { HttpStream, StreamFailure } from './stream.ts';
 import { visitorError } from './visitor-errors.ts';
 import type { VisitorSocketData, WsStream } from './ws-stream.ts';
 
@@ -101,26 +101,9 @@ export class Ingress {
     request.signal.addEventListener('abort', () => tunnel.session.visitorGone(opened), { once: true });
     void this.pumpBody(request, tunnel, opened);
 
-    let head: ResponseHead;
-    let timer: Timer | undefined;
-    try {
-      head = await Promise.race([
-        opened.head,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject('timeout'), this.settings.responseTimeoutMs);
-        }),
-      ]);
-    } catch (failure) {
-      if (failure === 'timeout') {
-        tunnel.session.abandon(opened);
-        return this.answered(request, startNs, visitorError(request, 'tunnel_timeout'), tunnel);
-      }
-      const timedOut = (failure as StreamFailure).kind === 'error' && (failure as { error: string }).error === 'origin_timeout';
-      return this.answered(request, startNs, visitorError(request, timedOut ? 'tunnel_timeout' : 'tunnel_error'), tunnel);
-    } finally {
-      clearTimeout(timer);
-    }
-
+    const answer = await this.clientAnswer(opened.head, () => tunnel.session.visitorGone(opened));
+    if (!answer.ok) return this.answered(request, startNs, visitorError(request, answer.error), tunnel);
+    const head = answer.value;
     const responseHeaders = this.responseHeaders(head.headers);
     const bodyless = request.method === 'HEAD' || isBodylessStatus(head.status);
     if (bodyless) opened.discardBody();
@@ -145,24 +128,9 @@ export class Ingress {
     const opened = socket;
     const gone = () => tunnel.session.visitorGone(opened);
     request.signal.addEventListener('abort', gone, { once: true });
-    let protocol: string;
-    let timer: Timer | undefined;
-    try {
-      protocol = await Promise.race([
-        opened.accepted,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject('timeout'), this.settings.responseTimeoutMs);
-        }),
-      ]);
-    } catch (failure) {
-      if (failure === 'timeout') {
-        tunnel.session.visitorGone(opened);
-        return this.answered(request, startNs, visitorError(request, 'tunnel_timeout'), tunnel);
-      }
-      return this.answered(request, startNs, visitorError(request, 'tunnel_error'), tunnel);
-    } finally {
-      clearTimeout(timer);
-    }
+    const answer = await this.clientAnswer(opened.accepted, gone);
+    if (!answer.ok) return this.answered(request, startNs, visitorError(request, answer.error), tunnel);
+    const protocol = answer.value;
     request.signal.removeEventListener('abort', gone);
     const data: VisitorSocketData = { kind: 'visitor', stream: opened };
     const upgraded = (server as Server<VisitorSocketData>).upgrade(request, {
@@ -175,6 +143,27 @@ export class Ingress {
     }
     this.log(request, startNs, 101, tunnel, undefined);
     return undefined;
+  }
+
+  /**
+   * The client's answer on a stream (StreamResponse, WsUpgradeAccepted), or the visitor's error: 504
+   * when EXPOSE_TUNNEL_TIMEOUT passes first (then `giveUp` tells the client) or the client reports
+   * `origin_timeout`, 502 for any other StreamError or a stream that ended.
+   */
+  private async clientAnswer<T>(answer: Promise<T>, giveUp: () => void): Promise<{ ok: true; value: T } | { ok: false; error: 'tunnel_timeout' | 'tunnel_error' }> {
+    const TIMEOUT = Symbol('timeout');
+    let timer: Timer | undefined;
+    try {
+      const value = await Promise.race([answer, new Promise<typeof TIMEOUT>((resolve) => (timer = setTimeout(() => resolve(TIMEOUT), this.settings.responseTimeoutMs)))]);
+      if (value !== TIMEOUT) return { ok: true, value: value as T };
+      giveUp();
+      return { ok: false, error: 'tunnel_timeout' };
+    } catch (failure) {
+      const originTimeout = (failure as StreamFailure).kind === 'error' && (failure as { error: string }).error === STREAM_ERROR_ORIGIN_TIMEOUT;
+      return { ok: false, error: originTimeout ? 'tunnel_timeout' : 'tunnel_error' };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The visitor's headers for the client: hop-by-hop dropped, X-Forwarded-* set (kept only from a trusted proxy). */

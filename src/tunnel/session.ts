@@ -291,11 +291,6 @@ export class TunnelSession implements StreamOwner, WsStreamOwner {
     if (this.state !== 'closed') this.sendControl({ type: 'StreamClose', data: { stream_id: stream.id } });
   }
 
-  /** The local service took too long: tell the client, end the stream. */
-  abandon(stream: HttpStream): void {
-    this.visitorGone(stream);
-  }
-
   /**
    * Response bytes were handed to the visitor. Counted as they go, not when the stream ends, so the
    * tunnels API shows a long download's bytes_out while it is under way.
@@ -379,7 +374,8 @@ export class TunnelSession implements StreamOwner, WsStreamOwner {
         return this.register(message.data);
       case 'StreamResponse': {
         const stream = this.streams.get(message.data.stream_id);
-        if (stream && !stream.responded) stream.respond({ status: message.data.status, headers: message.data.headers });
+        // respond() keeps the first answer: a repeated StreamResponse changes nothing.
+        stream?.respond({ status: message.data.status, headers: message.data.headers });
         return;
       }
       case 'StreamError': {

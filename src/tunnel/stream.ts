@@ -83,11 +83,6 @@ export class HttpStream {
     );
   }
 
-  /** Whether the client's StreamResponse has arrived. */
-  get responded(): boolean {
-    return this.headSettled && this.failure === undefined;
-  }
-
   /** The client's StreamResponse. */
   respond(head: ResponseHead): void {
     if (this.headSettled) return;

@@ -186,7 +186,7 @@ describe('a visitor WebSocket through a tunnel', () => {
     expect(decodeWsClose(close.payload)).toMatchObject({ ok: true, code: 1001 });
   });
 
-  it('answers 502 when the local server refuses the upgrade, and 504 when the client never answers', async () => {
+  it('answers 502 when the local server refuses the upgrade, 504 when the client never answers or reports origin_timeout', async () => {
     const name = `ws-${++names}`;
     const { client } = await server.tunnel(user.key, name);
     const refuse = (async () => {
@@ -206,6 +206,18 @@ describe('a visitor WebSocket through a tunnel', () => {
     expect(ignored.status).toBe(504);
     const stale = client.all('WsUpgrade').at(-1)!.stream_id;
     expect(await client.next('StreamClose', (c) => c.stream_id === stale)).toEqual({ stream_id: stale });
+
+    // The local server never answering the upgrade, as the client saw it: 504 as for HTTP.
+    const slow = (async () => {
+      const upgrade = await client.next('WsUpgrade', (u) => u.stream_id > stale);
+      client.send({ type: 'StreamError', data: { stream_id: upgrade.stream_id, error: 'origin_timeout' } });
+    })();
+    const timedOut = await server.visit(`${name}.expose.test`, '/socket', {
+      headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', accept: 'application/json' },
+    });
+    await slow;
+    expect(timedOut.status).toBe(504);
+    expect(timedOut.headers.get('x-expose-error')).toBe('tunnel_timeout');
   });
 
   it('counts WebSocket payload in bytes_in, bytes_out and active_streams', async () => {
