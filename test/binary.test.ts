@@ -5,6 +5,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'bun:test';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { openDb } from '../src/db/client.ts';
+import { migrate } from '../src/db/migrate.ts';
 import { BINARY_TEST_PASSWORD, ServerProcess, installBinary, jsonRequest, removeTempDirs, runBinary, tempDir } from './helpers/binary.ts';
 
 const BUILD_TIMEOUT_MS = 120_000;
@@ -231,5 +233,65 @@ describe('the compiled binary', () => {
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain(`cannot listen on http://127.0.0.1:${holder.port}`);
     expect(await holder.stop()).toBe(0);
+  });
+});
+
+describe('a database from before emails were Unicode-normalised', () => {
+  it('names, once, the accounts whose emails differ only in form, and leaves both', async () => {
+    const dbPath = join(tempDir('expose-nfc-'), 'expose.db');
+    const prepared = openDb(dbPath);
+    migrate(prepared.db);
+    const insert = prepared.sqlite.query("INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?, ?, 'x', 0, 0)");
+    insert.run(crypto.randomUUID(), 'j\u00e4ger@example.com');
+    insert.run(crypto.randomUUID(), 'ja\u0308ger@example.com');
+    // As a database written by a release before the pass: it has not run there yet.
+    prepared.sqlite.run("DELETE FROM settings WHERE key = 'emails_nfc'");
+    prepared.sqlite.close();
+
+    const first = await start(binary, dir, { EXPOSE_DB: dbPath });
+    const warning = await first.waitForLog((line) => String(line.msg).startsWith('accounts whose emails differ only in Unicode form'));
+    expect(warning.emails).toEqual(['ja\u0308ger@example.com']);
+    expect(await first.stop()).toBe(0);
+
+    const second = await start(binary, dir, { EXPOSE_DB: dbPath });
+    expect(await second.stop()).toBe(0);
+    expect(second.logs.some((line) => String(line.msg).startsWith('accounts whose emails'))).toBe(false);
+    const after = openDb(dbPath);
+    expect(after.sqlite.query('SELECT count(*) AS n FROM users').get()).toEqual({ n: 2 });
+    after.sqlite.close();
+  });
+});
+
+describe('stopping with tunnels connected', () => {
+  it('tells each tunnel client (GoAway shutdown, close 1001) and drains without waiting on their sockets', async () => {
+    const server = await start(binary, dir, { EXPOSE_DB: join(tempDir('expose-data-'), 'expose.db') });
+    const account = await registerWithKey(server, 'tunnels-at-stop@example.com');
+    const clients = await Promise.all(
+      ['stop-one', 'stop-two'].map(async (subdomain) => {
+        const ws = new WebSocket(`${server.url.replace('http', 'ws')}/api/v1/tunnel/connect`);
+        const texts: string[] = [];
+        const closed = new Promise<number>((resolve) => ws.addEventListener('close', (event) => resolve(event.code)));
+        const ready = new Promise<void>((resolve) =>
+          ws.addEventListener('message', (event) => {
+            texts.push(String(event.data));
+            if (String(event.data).includes('"TunnelReady"')) resolve();
+          }),
+        );
+        ws.addEventListener('open', () => {
+          ws.send(JSON.stringify({ type: 'Auth', data: { api_key: account.key } }));
+          ws.send(JSON.stringify({ type: 'RegisterTunnel', data: { subdomain, local_port: 9 } }));
+        });
+        await ready;
+        return { texts, closed };
+      }),
+    );
+    expect(await server.stop()).toBe(0);
+    for (const client of clients) {
+      expect(await client.closed).toBe(1001);
+      expect(client.texts.at(-1)).toBe('{"type":"GoAway","data":{"reason":"shutdown"}}');
+    }
+    // Had the idle tunnel sockets held the drain open, the grace period would have run out instead.
+    expect(server.logs.at(-1)).toMatchObject({ msg: 'stopped', drained: true });
+    expect(server.logs.some((line) => line.msg === 'closing connections still in flight')).toBe(false);
   });
 });

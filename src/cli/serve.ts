@@ -135,6 +135,13 @@ export async function serve(config: Config): Promise<number> {
     pid: process.pid,
   });
   logRegistration(logger, config);
+  if (store.emailConflicts.length > 0) {
+    // Only on the start that migrated: two accounts whose emails differ only in Unicode form.
+    logger.warn('accounts whose emails differ only in Unicode form; the one stored decomposed cannot log in', {
+      emails: store.emailConflicts,
+      to_fix: 'expose-server user delete <email> for the account that should not exist',
+    });
+  }
 
   const { signal, atMs: stoppingAtMs } = await signals.next();
   logger.info('stopping', { signal, grace_ms: SHUTDOWN_GRACE_MS });

@@ -15,6 +15,8 @@ const MEMORY_DATABASE = ':memory:';
 export interface Store {
   handle: DbHandle;
   jwtSecret: string;
+  /** Emails stored in a non-NFC form whose NFC form another account holds (see src/db/normalise-emails.ts). */
+  emailConflicts: string[];
 }
 
 /** Whether a command may create the database when there is none at the configured path. */
@@ -55,8 +57,8 @@ export function openStore(config: Config, creation: Creation): Store {
     throw new CliError(`cannot open database "${config.dbPath}": ${(error as Error).message}`);
   }
   try {
-    migrate(handle.db);
-    return { handle, jwtSecret: resolveJwtSecret(handle.db, config.jwtSecret) };
+    const { conflicts } = migrate(handle.db);
+    return { handle, jwtSecret: resolveJwtSecret(handle.db, config.jwtSecret), emailConflicts: conflicts };
   } catch (error) {
     handle.sqlite.close();
     if (error instanceof SchemaTooNewError) {

@@ -3,7 +3,7 @@ import type { MigrationMeta } from 'drizzle-orm/migrator';
 import type { SQLiteSyncDialect } from 'drizzle-orm/sqlite-core';
 import type { Db } from './client.ts';
 import { embeddedMigrations } from './migrations.macro.ts' with { type: 'macro' };
-import { normaliseStoredEmails } from './normalise-emails.ts';
+import { type EmailNormalisation, normaliseStoredEmails } from './normalise-emails.ts';
 
 const MIGRATIONS: MigrationMeta[] = embeddedMigrations();
 
@@ -40,15 +40,16 @@ function refuseNewerSchema(db: Db): void {
 }
 
 /**
- * Brings the schema up to date inside one transaction (drizzle's own bookkeeping table).
+ * Brings the schema up to date inside one transaction (drizzle's own bookkeeping table), then the
+ * data (emails into NFC, once). Returns what the email pass could not rewrite, for the caller to say.
  * @throws SchemaTooNewError when the database is newer than this build, before changing anything.
  */
-export function migrate(db: Db): void {
+export function migrate(db: Db): EmailNormalisation {
   refuseNewerSchema(db);
   // drizzle-orm/bun-sqlite/migrator would read drizzle/ from disk; the same dialect call with embedded data does not.
   const internals = db as unknown as { dialect: SQLiteSyncDialect; session: Parameters<SQLiteSyncDialect['migrate']>[1] };
   internals.dialect.migrate(MIGRATIONS, internals.session, undefined);
-  normaliseStoredEmails(db);
+  return normaliseStoredEmails(db);
 }
 
 /** Number of migrations compiled in; for `--version` and tests. */

@@ -16,8 +16,8 @@ export interface EmailNormalisation {
 
 /**
  * Rewrites every stored email that is not in NFC, unless another account already holds its NFC
- * form: then both accounts stay as they are (nothing is merged or lost) and the pair is reported, so
- * an operator can decide which one to delete. Runs once; later starts read one settings row.
+ * form: then both accounts stay as they are (nothing is merged or lost) and the email is returned, so
+ * `serve` can name it and an operator can decide which one to delete. Runs once; later starts read one settings row.
  */
 export function normaliseStoredEmails(db: Db): EmailNormalisation {
   const result: EmailNormalisation = { rewritten: 0, conflicts: [] };
