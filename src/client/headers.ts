@@ -1,22 +1,5 @@
 /** Header rules of the relay, client side: what goes to the local service and what goes back to the visitor. */
-import type { HeaderPair } from '../tunnel/protocol.ts';
-
-// Hop-by-hop headers describe one connection, not the message (RFC 9110 §7.6.1): the visitor's
-// connection to the server and ours to the local service are different connections.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
-
-/** True for a header that must not cross the relay: the hop-by-hop list and any `Proxy-*`. */
-export function isHopByHop(name: string): boolean {
-  const lower = name.toLowerCase();
-  return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-');
-}
-
-/** The header names a `Connection` header lists: hop-by-hop too, for that one connection (RFC 9110 §7.6.1). */
-function connectionOptions(values: Iterable<string>): Set<string> {
-  const names = new Set<string>();
-  for (const value of values) for (const token of value.split(',')) names.add(token.trim().toLowerCase());
-  return names;
-}
+import { connectionOptions, type HeaderPair, isHopByHopHeader } from '../tunnel/protocol.ts';
 
 /** How the local request's `Host` is chosen: the local target's (default) or the visitor's. */
 export type HostHeaderMode = 'rewrite' | 'preserve';
@@ -36,7 +19,7 @@ export function localRequestHeaders(pairs: readonly HeaderPair[], targetHost: st
   const listed = connectionOptions(pairs.filter(([name]) => name.toLowerCase() === 'connection').map(([, value]) => value));
   for (const [name, value] of pairs) {
     const lower = name.toLowerCase();
-    if (isHopByHop(lower) || listed.has(lower) || lower === 'expect') continue;
+    if (isHopByHopHeader(lower) || listed.has(lower) || lower === 'expect') continue;
     if (lower === 'host') visitorHost ??= value;
     else if (lower === 'cookie') cookies.push(value);
     else headers.append(name, value);
@@ -55,7 +38,7 @@ export function responseHeaderPairs(headers: Headers): HeaderPair[] {
   const pairs: HeaderPair[] = [];
   const listed = connectionOptions([headers.get('connection') ?? '']);
   for (const [name, value] of headers) {
-    if (name === 'set-cookie' || isHopByHop(name) || listed.has(name)) continue;
+    if (name === 'set-cookie' || isHopByHopHeader(name) || listed.has(name)) continue;
     pairs.push([name, value]);
   }
   for (const cookie of headers.getSetCookie()) pairs.push(['set-cookie', cookie]);

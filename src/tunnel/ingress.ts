@@ -7,7 +7,7 @@ import type { Server } from 'bun';
 import type { ClientAddresses } from '../http/client-address.ts';
 import { cidrContains, type Cidr, parseIp } from '../lib/client-ip.ts';
 import type { Logger } from '../lib/logger.ts';
-import { type HeaderPair, STREAM_ERROR_ORIGIN_TIMEOUT } from './protocol.ts';
+import { connectionOptions, type HeaderPair, isHopByHopHeader, STREAM_ERROR_ORIGIN_TIMEOUT } from './protocol.ts';
 import type { MemoryTunnelRegistry } from './registry.ts';
 import type { LiveTunnel } from './session.ts';
 import type { TunnelSettings } from './settings.ts';
@@ -15,21 +15,9 @@ import type { HttpStream, StreamFailure } from './stream.ts';
 import { visitorError } from './visitor-errors.ts';
 import type { VisitorSocketData, WsStream } from './ws-stream.ts';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1), never relayed in either direction. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization']);
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 const EMPTY = new Uint8Array(0);
 const NANOSECONDS_PER_MS = 1e6;
-
-/** Whether `name` must not cross the relay: hop-by-hop, `Proxy-*`, or listed in the message's Connection header. */
-function isHopByHop(name: string, connectionListed: ReadonlySet<string>): boolean {
-  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || connectionListed.has(name);
-}
-
-function connectionListed(headers: Headers): Set<string> {
-  const value = headers.get('connection');
-  return new Set(value === null ? [] : value.split(',').map((token) => token.trim().toLowerCase()).filter(Boolean));
-}
 
 /** A WebSocket opening handshake (RFC 6455 §4.1): GET with `Upgrade: websocket`. */
 function isWebSocketUpgrade(request: Request): boolean {
@@ -168,13 +156,13 @@ export class Ingress {
 
   /** The visitor's headers for the client: hop-by-hop dropped, X-Forwarded-* set (kept only from a trusted proxy). */
   private requestHeaders(request: Request): HeaderPair[] {
-    const listed = connectionListed(request.headers);
+    const listed = connectionOptions([request.headers.get('connection') ?? '']);
     const peer = this.socketAddress(request);
     const peerAddress = peer === undefined ? undefined : parseIp(peer);
     const trustedPeer = peerAddress !== undefined && this.trustedProxies.some((cidr) => cidrContains(cidr, peerAddress));
     const pairs: HeaderPair[] = [];
     for (const [name, value] of request.headers) {
-      if (isHopByHop(name, listed)) continue;
+      if (isHopByHopHeader(name) || listed.has(name)) continue;
       if (FORWARDED.has(name) && !(trustedPeer && name !== 'x-forwarded-for')) continue;
       pairs.push([name, value]);
     }
@@ -187,13 +175,10 @@ export class Ingress {
 
   private responseHeaders(pairs: readonly [string, string][]): Headers {
     const headers = new Headers();
-    const listed = new Set<string>();
-    for (const [name, value] of pairs) {
-      if (name.toLowerCase() === 'connection') for (const token of value.split(',')) listed.add(token.trim().toLowerCase());
-    }
+    const listed = connectionOptions(pairs.filter(([name]) => name.toLowerCase() === 'connection').map(([, value]) => value));
     for (const [rawName, value] of pairs) {
       const name = rawName.toLowerCase();
-      if (isHopByHop(name, listed)) continue;
+      if (isHopByHopHeader(name) || listed.has(name)) continue;
       headers.append(name, name === 'set-cookie' ? confineCookie(value, this.settings.domain) : value);
     }
     return headers;

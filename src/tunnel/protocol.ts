@@ -176,6 +176,23 @@ export function isHeaderValue(value: unknown): value is string {
   return typeof value === 'string' && FIELD_VALUE_PATTERN.test(value);
 }
 
+// Hop-by-hop headers describe one connection, not the message (RFC 9110 §7.6.1): the visitor's
+// connection to the server and the client's to the local service are different connections.
+const HOP_BY_HOP_HEADERS = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** True for a header neither side relays: the hop-by-hop list and any `Proxy-*` (any case). */
+export function isHopByHopHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return HOP_BY_HOP_HEADERS.has(lower) || lower.startsWith('proxy-');
+}
+
+/** The header names that `Connection` header values list: hop-by-hop too, for that one message (lower-cased). */
+export function connectionOptions(values: Iterable<string>): Set<string> {
+  const names = new Set<string>();
+  for (const value of values) for (const token of value.split(',')) if (token.trim()) names.add(token.trim().toLowerCase());
+  return names;
+}
+
 // ───────────────────────────── control messages: types ─────────────────────────────
 
 /** One header as `[name, value]`; a list of them keeps order and repeats (every `Set-Cookie` apart). */

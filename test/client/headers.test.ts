@@ -1,6 +1,7 @@
 /** Header rules: what reaches the local service, and what goes back to the visitor. */
 import { describe, expect, it } from 'bun:test';
-import { isHopByHop, localRequestHeaders, responseHeaderPairs } from '../../src/client/headers.ts';
+import { localRequestHeaders, responseHeaderPairs } from '../../src/client/headers.ts';
+import { isHopByHopHeader as isHopByHop } from '../../src/tunnel/protocol.ts';
 
 describe('localRequestHeaders', () => {
   const visitor: [string, string][] = [
