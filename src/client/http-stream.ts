@@ -21,13 +21,23 @@ import type { RelayStream, StreamContext } from './stream-context.ts';
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 /** Statuses whose response has no body, whatever the local service wrote (RFC 9110 §6.4.1). */
 const BODYLESS_STATUSES = new Set([204, 205, 304]);
+/** Bodies up to this size, when their Content-Length says so, are read whole and sent as one frame. */
+const SMALL_BODY_BYTES = MAX_FRAME_PAYLOAD_BYTES;
+const EMPTY = new Uint8Array(0);
+
+/** A response whose Content-Length announces a body of at most SMALL_BODY_BYTES. */
+function isSmall(response: Response): boolean {
+  const length = response.headers.get('content-length');
+  return length !== null && /^\d{1,5}$/.test(length) && Number(length) <= SMALL_BODY_BYTES;
+}
+
 /** The log's note for a request the visitor (or the server) abandoned. */
 const VISITOR_LEFT = 'visitor went away';
 
 /** An HTTP request stream. Created on StreamOpen; forgotten once its response has ended or it failed. */
 export class HttpStream implements RelayStream {
   private readonly abortController = new AbortController();
-  private readonly aborted: Promise<void>;
+  private abortedPromise: Promise<void> | undefined;
   private readonly startedAtMs: number;
   private readonly sendWindow: SendWindow | undefined;
   private readonly receiveGrants: GrantBatcher | undefined;
@@ -42,7 +52,6 @@ export class HttpStream implements RelayStream {
     private readonly open: StreamOpenData,
   ) {
     this.startedAtMs = ctx.now();
-    this.aborted = new Promise((resolve) => this.abortController.signal.addEventListener('abort', () => resolve(), { once: true }));
     const flow = ctx.flow;
     if (flow !== undefined) {
       // Both directions start with a full window when the stream opens.
@@ -51,6 +60,13 @@ export class HttpStream implements RelayStream {
         this.ctx.sender.control({ type: 'WindowUpdate', data: { stream_id: this.id, bytes } }),
       );
     }
+  }
+
+  /** Settles when the stream is abandoned; made only when a sender first has to wait for credit. */
+  private get aborted(): Promise<void> {
+    const signal = this.abortController.signal;
+    this.abortedPromise ??= signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    return this.abortedPromise;
   }
 
   private get id(): number {
@@ -141,20 +157,42 @@ export class HttpStream implements RelayStream {
       void response.body?.cancel().catch(() => {});
       return;
     }
+    const bodyless = this.method === 'HEAD' || BODYLESS_STATUSES.has(response.status) || response.body === null;
+    if (bodyless) {
+      void response.body?.cancel().catch(() => {});
+      if (this.respond(response)) await this.endResponse();
+      return;
+    }
+    if (isSmall(response)) {
+      // Read whole first, then head and body go out back to back: the server can answer the visitor
+      // in one piece, and the body needs one frame (its FIN included) instead of two.
+      let whole: Uint8Array;
+      try {
+        whole = await response.bytes();
+      } catch (error) {
+        if (!this.finished) this.fail(describeLocalError(error));
+        return;
+      }
+      if (this.finished || !this.respond(response)) return;
+      if ((await this.sendBody(whole, true)) && !this.finished) this.completed();
+      return;
+    }
+    if (this.respond(response)) await this.pumpBody(response.body!);
+  }
+
+  /** Sends the StreamResponse; false (after a 502 for the visitor) when it cannot be relayed. */
+  private respond(response: Response): boolean {
     this.status = response.status;
     try {
       this.ctx.sender.control({ type: 'StreamResponse', data: { stream_id: this.id, status: response.status, headers: responseHeaderPairs(response.headers) } });
+      return true;
     } catch (error) {
       // Our own encoder refused the message (over 64 KiB of headers, say): one 502, not a dead tunnel.
       void response.body?.cancel().catch(() => {});
       this.status = null;
-      return this.fail(`The local service's response headers cannot be relayed (${(error as Error).message})`);
+      this.fail(`The local service's response headers cannot be relayed (${(error as Error).message})`);
+      return false;
     }
-    if (this.method === 'HEAD' || BODYLESS_STATUSES.has(response.status) || response.body === null) {
-      void response.body?.cancel().catch(() => {});
-      return this.endResponse();
-    }
-    await this.pumpBody(response.body);
   }
 
   private async pumpBody(body: ReadableStream<Uint8Array>): Promise<void> {
@@ -176,13 +214,16 @@ export class HttpStream implements RelayStream {
     await this.endResponse();
   }
 
-  /** Sends one chunk of the local response as DATA frames; false when the stream or connection ended meanwhile. */
-  private async sendBody(chunk: Uint8Array): Promise<boolean> {
+  /**
+   * Sends one chunk of the local response as DATA frames, the last one with FIN when `fin`; false
+   * when the stream or connection ended meanwhile.
+   */
+  private async sendBody(chunk: Uint8Array, fin = false): Promise<boolean> {
     const flow = this.ctx.flow;
     let offset = 0;
-    while (offset < chunk.byteLength) {
+    do {
       let pieceBytes = Math.min(MAX_FRAME_PAYLOAD_BYTES, chunk.byteLength - offset);
-      if (flow !== undefined && this.sendWindow !== undefined) {
+      if (pieceBytes > 0 && flow !== undefined && this.sendWindow !== undefined) {
         const creditBytes = Math.min(this.sendWindow.available, flow.sendWindow.available);
         if (creditBytes <= 0) {
           // Out of credit: the local body stays unread (TCP pushes back on the local service)
@@ -197,20 +238,26 @@ export class HttpStream implements RelayStream {
         this.sendWindow.take(pieceBytes);
         flow.sendWindow.take(pieceBytes);
       }
-      const frame = encodeFrame(this.id, FrameKind.DATA, 0, chunk.subarray(offset, offset + pieceBytes));
+      const last = offset + pieceBytes >= chunk.byteLength;
+      const frame = encodeFrame(this.id, FrameKind.DATA, fin && last ? FLAG_FIN : 0, chunk.subarray(offset, offset + pieceBytes));
       if (!(await this.ctx.sender.data(frame)) || this.finished) return false;
       offset += pieceBytes;
-    }
+    } while (offset < chunk.byteLength);
     return true;
   }
 
   // The FIN costs no window: only payload bytes count.
   private async endResponse(): Promise<void> {
-    if (!(await this.ctx.sender.data(encodeFrame(this.id, FrameKind.DATA, FLAG_FIN))) || this.finished) return;
+    if ((await this.sendBody(EMPTY, true)) && !this.finished) this.completed();
+  }
+
+  /**
+   * The local service has answered in full, so the stream is done even if the upload is not (a 413
+   * sent early, say): the rest of it has nowhere to go. Later frames for this id are dropped and
+   * returned to the connection window like any frame for a stream we no longer know.
+   */
+  private completed(): void {
     this.log(undefined);
-    // The local service has answered in full, so the stream is done even if the upload is not (a
-    // 413 sent early, say): the rest of it has nowhere to go. Later frames for this id are dropped
-    // and returned to the connection window like any frame for a stream we no longer know.
     this.finish(false);
   }
 

@@ -33,9 +33,11 @@ export class ClientAddresses {
     private readonly trustedProxies: readonly Cidr[],
   ) {}
 
-  /** The caller of `request`. Read it while the request is open: once the answer is sent the socket may be gone. */
-  of(request: Request): ClientAddress {
-    const socketAddress = this.socketAddress(request);
+  /**
+   * The caller of `request`. Read it while the request is open: once the answer is sent the socket may
+   * be gone. A caller that already has the socket address passes it (each lookup is a system call).
+   */
+  of(request: Request, socketAddress: string | undefined = this.socketAddress(request)): ClientAddress {
     const forwardedFor = request.headers.get('x-forwarded-for');
     if (forwardedFor !== null || socketAddress === undefined) return this.resolve(socketAddress, forwardedFor);
     let found = this.memo.get(socketAddress);

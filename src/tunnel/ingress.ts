@@ -19,6 +19,9 @@ const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-
 const EMPTY = new Uint8Array(0);
 const NANOSECONDS_PER_MS = 1e6;
 
+/** Resolves after the I/O of the current event-loop turn has been handled. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** A WebSocket opening handshake (RFC 6455 §4.1): GET with `Upgrade: websocket`. */
 function isWebSocketUpgrade(request: Request): boolean {
   return request.method === 'GET' && request.headers.get('upgrade')?.toLowerCase() === 'websocket';
@@ -95,8 +98,12 @@ export class Ingress {
     const responseHeaders = this.responseHeaders(head.headers);
     const bodyless = request.method === 'HEAD' || isBodylessStatus(head.status);
     if (bodyless) opened.discardBody();
+    // A small answer's body usually arrives right behind its head: one turn of the event loop lets
+    // it land, so it goes out whole (with its Content-Length, in one write) instead of as a stream.
+    else if (!opened.complete) await nextTurn();
+    const whole = bodyless ? undefined : opened.takeWhole();
     void opened.done.then(() => this.log(request, startNs, head.status, tunnel, opened));
-    return new Response(bodyless ? null : opened.body, { status: head.status, headers: responseHeaders });
+    return new Response(bodyless ? null : (whole ?? opened.body), { status: head.status, headers: responseHeaders });
   }
 
   /**
@@ -166,7 +173,7 @@ export class Ingress {
       if (FORWARDED.has(name) && !(trustedPeer && name !== 'x-forwarded-for')) continue;
       pairs.push([name, value]);
     }
-    const clientIp = this.addresses.of(request).ip;
+    const clientIp = this.addresses.of(request, peer).ip;
     if (clientIp !== undefined) pairs.push(['x-forwarded-for', clientIp]);
     if (!(trustedPeer && request.headers.has('x-forwarded-proto'))) pairs.push(['x-forwarded-proto', 'http']);
     if (!(trustedPeer && request.headers.has('x-forwarded-host'))) pairs.push(['x-forwarded-host', request.headers.get('host') ?? '']);

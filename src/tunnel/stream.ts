@@ -1,7 +1,8 @@
 /**
  * One visitor HTTP request relayed through a tunnel: the response head the client will send, and the
- * response body as a ReadableStream fed by the client's DATA frames. The visitor's reading paces it:
- * bytes are acknowledged (flow-control grants) only as the visitor's connection takes them.
+ * response body, either whole (when it has all arrived by the time the head is answered: most small
+ * answers) or as a ReadableStream fed by the client's DATA frames. The visitor's reading paces the
+ * stream: bytes are acknowledged (flow-control grants) only as the visitor's connection takes them.
  */
 
 /** Status and headers from the client's StreamResponse. */
@@ -40,7 +41,6 @@ export class HttpStream {
   /** Response-body bytes handed to the visitor. */
   bytesOut = 0;
   readonly head: Promise<ResponseHead>;
-  readonly body: ReadableStream<Uint8Array>;
   /** Settles once the stream is over, normally or not. */
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -54,6 +54,7 @@ export class HttpStream {
   private failure: StreamFailure | undefined;
   private wakeReader: (() => void) | undefined;
   private controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  private stream: ReadableStream<Uint8Array> | undefined;
 
   constructor(
     readonly id: number,
@@ -70,10 +71,19 @@ export class HttpStream {
     });
     // Nobody may be waiting on the head when the stream fails (a visitor already gone): no unhandled rejection.
     this.head.catch(() => {});
-    this.body = new ReadableStream<Uint8Array>(
+  }
+
+  /**
+   * The response body as a stream, made on first use: an answer taken whole (`takeWhole`) never pays
+   * for one.
+   */
+  get body(): ReadableStream<Uint8Array> {
+    this.stream ??= new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
           this.controller = controller;
+          // Asked for after the stream failed: the visitor's body is cut, as it would have been.
+          if (this.failure !== undefined) controller.error(new Error('tunnel stream ended early'));
         },
         pull: (controller) => this.pull(controller),
         cancel: () => this.owner.visitorGone(this),
@@ -81,6 +91,25 @@ export class HttpStream {
       // Nothing is read ahead of the visitor: what sits in `chunks` is what the client sent within its window.
       { highWaterMark: 0 },
     );
+    return this.stream;
+  }
+
+  /**
+   * The whole response body, if every byte of it (its FIN included) has already arrived and nobody
+   * reads it as a stream: handed over in one piece, which ends the stream. Undefined otherwise.
+   * At most one stream window of bytes can be waiting here, so the copy is bounded.
+   */
+  takeWhole(): Uint8Array | undefined {
+    if (!this.finReceived || this.finished || this.stream !== undefined || this.bodyless) return undefined;
+    const chunks = this.chunks.splice(0);
+    const whole = chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
+    if (whole.byteLength > 0) {
+      this.bytesOut += whole.byteLength;
+      this.owner.delivered(this, whole.byteLength);
+      this.owner.consumed(this, whole.byteLength);
+    }
+    this.end();
+    return whole;
   }
 
   /** The client's StreamResponse. */
@@ -174,4 +203,14 @@ export class HttpStream {
     this.owner.ended(this);
     this.resolveDone();
   }
+}
+
+function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }

@@ -43,6 +43,8 @@ beforeAll(() => {
           return new Response(GZIPPED, { headers: { 'content-encoding': 'gzip', 'content-type': 'text/plain' } });
         case '/redirect':
           return new Response(null, { status: 302, headers: { location: '/elsewhere' } });
+        case '/big':
+          return new Response(new Uint8Array(100_000).fill(7));
         case '/no-content':
           return new Response(null, { status: 204 });
         case '/too-large':
@@ -59,6 +61,14 @@ beforeAll(() => {
   });
 });
 afterAll(() => origin.stop(true));
+
+/** A local service that promises `contentLength` bytes, sends 7 and hangs up. */
+const brokenOrigin = (contentLength: number) =>
+  Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: { data: (socket) => void socket.end(`HTTP/1.1 200 OK\r\ncontent-length: ${contentLength}\r\n\r\npartial`) },
+  });
 
 let fake: FakeTunnelServer;
 let running: RunningClient | undefined;
@@ -237,12 +247,8 @@ describe('failures', () => {
   });
 
   it('answers StreamError when the local response breaks after it started, so the server cuts it', async () => {
-    // A local service that promises 100 bytes, sends 7 and hangs up.
-    const broken = Bun.listen({
-      hostname: '127.0.0.1',
-      port: 0,
-      socket: { data: (socket) => void socket.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial') },
-    });
+    // More than one frame's worth is streamed: the head goes out before the body breaks.
+    const broken = brokenOrigin(100_000);
     const connection = await connected(broken.port);
     connection.open(1, 'GET', '/broken');
     const result = await connection.result(1);
@@ -252,6 +258,35 @@ describe('failures', () => {
     expect(running!.reporter.requests[0]).toMatchObject({ path: '/broken', status: 200 });
     expect(running!.reporter.requests[0]!.error).toBeDefined();
     broken.stop(true);
+  });
+
+  it('answers StreamError before any head when a small announced body breaks, so the visitor gets a 502', async () => {
+    // Bodies of at most 64 KiB by Content-Length are read whole before the head goes out.
+    const broken = brokenOrigin(100);
+    const connection = await connected(broken.port);
+    connection.open(1, 'GET', '/broken');
+    const result = await connection.result(1);
+    expect(result).toMatchObject({ kind: 'error' });
+    expect(connection.all('StreamResponse')).toHaveLength(0);
+    expect(connection.frames.filter((f) => f.streamId === 1)).toEqual([]);
+    await running!.reporter.until(() => running!.reporter.requests.length === 1);
+    expect(running!.reporter.requests[0]).toMatchObject({ path: '/broken', status: 502 });
+    broken.stop(true);
+  });
+
+  it('sends a small answer as its head and one DATA frame carrying the FIN; a larger one streamed, then an empty FIN', async () => {
+    const connection = await connected();
+    connection.open(1, 'GET', '/cookies');
+    expect(await connection.result(1)).toMatchObject({ kind: 'response', status: 200 });
+    const small = connection.frames.filter((f) => f.streamId === 1);
+    expect(small.map((f) => [f.fin, text(f.payload)])).toEqual([[true, 'ok']]);
+
+    connection.open(3, 'GET', '/big');
+    expect(await connection.result(3)).toMatchObject({ kind: 'response', status: 200 });
+    const big = connection.frames.filter((f) => f.streamId === 3);
+    expect(big.reduce((n, f) => n + f.payload.byteLength, 0)).toBe(100_000);
+    expect(big.map((f) => f.fin)).toEqual([...big.slice(1).map(() => false), true]);
+    expect(big.at(-1)!.payload.byteLength).toBe(0);
   });
 
   it('aborts the local request on StreamClose', async () => {

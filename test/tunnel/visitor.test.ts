@@ -96,6 +96,24 @@ describe('visitor requests through a tunnel', () => {
     expect(seen[0]!.stream.frames).toEqual([{ bytes: 0, fin: true }]);
   });
 
+  it('gives an answer whose body arrived with its head a Content-Length, and streams a body still arriving', async () => {
+    handle = () => ({ status: 200, body: 'hello whole' });
+    const whole = await rawHttp(server.port, `GET /whole HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    expect(whole.header('content-length')).toBe('11');
+    expect(whole.header('transfer-encoding')).toBeUndefined();
+    expect(whole.body).toBe('hello whole');
+
+    handle = (request) => {
+      client.send({ type: 'StreamResponse', data: { stream_id: request.stream.id, status: 200, headers: [['content-type', 'text/plain']] } });
+      setTimeout(() => client.sendFrame(request.stream.id, 0, 0, new TextEncoder().encode('late ')), 50);
+      setTimeout(() => client.sendFrame(request.stream.id, 0, 1, new TextEncoder().encode('body')), 100);
+      return undefined;
+    };
+    const streamed = await rawHttp(server.port, `GET /late HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    expect(streamed.header('content-length')).toBeUndefined();
+    expect(streamed.body).toBe('late body');
+  });
+
   // Bun's Request.url is already normalised: dot segments (also %2e%2e) are resolved, `\` becomes `/`,
   // and ' " < > ` { } | ^ are percent-encoded in places. Those targets cannot reach the client as sent;
   // these are the ones Bun keeps.
