@@ -95,12 +95,18 @@ export class Ingress {
     const answer = await this.clientAnswer(opened.head, () => tunnel.session.visitorGone(opened));
     if (!answer.ok) return this.answered(request, startNs, visitorError(request, answer.error), tunnel);
     const head = answer.value;
+    // A StreamResponse is the final answer, which a 1xx can never be (101 included: this request asked
+    // for no upgrade); Response() would throw on it. The visitor gets 502 and the client StreamClose.
+    if (head.status < 200) {
+      tunnel.session.visitorGone(opened);
+      return this.answered(request, startNs, visitorError(request, 'tunnel_error'), tunnel);
+    }
     const responseHeaders = this.responseHeaders(head.headers);
     const bodyless = request.method === 'HEAD' || isBodylessStatus(head.status);
     if (bodyless) opened.discardBody();
     // A small answer's body usually arrives right behind its head: one turn of the event loop lets
     // it land, so it goes out whole (with its Content-Length, in one write) instead of as a stream.
-    else if (!opened.complete) await nextTurn();
+    else if (!opened.bodyArrived) await nextTurn();
     const whole = bodyless ? undefined : opened.takeWhole();
     void opened.done.then(() => this.log(request, startNs, head.status, tunnel, opened));
     return new Response(bodyless ? null : (whole ?? opened.body), { status: head.status, headers: responseHeaders });
@@ -171,6 +177,13 @@ export class Ingress {
     for (const [name, value] of request.headers) {
       if (isHopByHopHeader(name) || listed.has(name)) continue;
       if (FORWARDED.has(name) && !(trustedPeer && name !== 'x-forwarded-for')) continue;
+      if (name === 'content-length') {
+        // The length of the body as relayed: none when Bun hands over no body (it drops a GET's), and a
+        // single value where Bun joined repeats it found equal ("5, 5"): no client is given a framing that
+        // disagrees with the DATA it receives.
+        if (request.body !== null) pairs.push([name, value.split(',')[0]!.trim()]);
+        continue;
+      }
       pairs.push([name, value]);
     }
     const clientIp = this.addresses.of(request, peer).ip;

@@ -82,8 +82,6 @@ export class HttpStream {
       {
         start: (controller) => {
           this.controller = controller;
-          // Asked for after the stream failed: the visitor's body is cut, as it would have been.
-          if (this.failure !== undefined) controller.error(new Error('tunnel stream ended early'));
         },
         pull: (controller) => this.pull(controller),
         cancel: () => this.owner.visitorGone(this),
@@ -166,6 +164,11 @@ export class HttpStream {
     return this.failure !== undefined;
   }
 
+  /** Whether the whole response body (its FIN included) has arrived from the client. */
+  get bodyArrived(): boolean {
+    return this.finReceived;
+  }
+
   /** Whether the response body has been fully handed over. */
   get complete(): boolean {
     return this.finReceived && this.chunks.length === 0;
@@ -183,7 +186,15 @@ export class HttpStream {
         this.wakeReader = resolve;
       });
     }
-    if (this.failure !== undefined) return;
+    if (this.failure !== undefined) {
+      // A stream made after it failed (fail() found no controller to error): the body is cut here.
+      try {
+        controller.error(new Error('tunnel stream ended early'));
+      } catch {
+        // fail() already errored it.
+      }
+      return;
+    }
     const chunk = this.chunks.shift();
     if (chunk !== undefined) {
       controller.enqueue(chunk);
