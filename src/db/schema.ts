@@ -58,3 +58,23 @@ export const settings = sqliteTable('settings', {
   key: text('key').primaryKey(),
   value: text('value').notNull(),
 });
+
+/**
+ * TLS certificates the server obtained over ACME (src/tls), one row per certificate, keyed by its
+ * managed name (`api.example.com`, `*.expose.example.com`, or an on-demand tunnel host). The private
+ * key sits beside its certificate: this file is already the server's secret store (0600, like the JWT
+ * secret), and keeping both in one row makes a swap atomic. `directory_url` is the ACME directory that
+ * issued it, so switching CAs (staging to production) orders anew instead of serving the old CA's.
+ */
+export const tlsCertificates = sqliteTable('tls_certificates', {
+  name: text('name').primaryKey(),
+  directoryUrl: text('directory_url').notNull(),
+  certPem: text('cert_pem').notNull(),
+  keyPem: text('key_pem').notNull(),
+  notBefore: integer('not_before').notNull(),
+  notAfter: integer('not_after').notNull(),
+  issuer: text('issuer').notNull(),
+  /** 1 for a tunnel host's certificate obtained on demand (bounded, evicted); 0 for a configured name. */
+  onDemand: integer('on_demand', { mode: 'boolean' }).notNull().default(false),
+  updatedAt: integer('updated_at').notNull(),
+});
