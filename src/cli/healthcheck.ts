@@ -14,12 +14,20 @@ function reachableHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-/** Resolves when /health answers 200. @throws CliError with the reason otherwise. */
+/**
+ * Resolves when /health answers 200. @throws CliError with the reason otherwise. With TLS on it asks
+ * the HTTPS port (the plain one only redirects), naming the API host for SNI, and does not check the
+ * certificate: this is a liveness probe of the local process over loopback, not a check of the CA.
+ */
 export async function healthcheck(config: Config): Promise<string> {
-  const url = `http://${reachableHost(config.host)}:${config.port}/health`;
+  const tls = config.tlsMode !== 'off';
+  const url = tls ? `https://${reachableHost(config.host)}:${config.httpsPort}/health` : `http://${reachableHost(config.host)}:${config.port}/health`;
   let response: Response;
   try {
-    response = await fetch(url, { signal: AbortSignal.timeout(HEALTHCHECK_TIMEOUT_MS) });
+    response = await fetch(url, {
+      signal: AbortSignal.timeout(HEALTHCHECK_TIMEOUT_MS),
+      ...(tls ? { tls: { rejectUnauthorized: false, ...(config.apiHost !== undefined ? { serverName: config.apiHost } : {}) } } : {}),
+    });
   } catch (error) {
     throw new CliError(`${url}: ${(error as Error).message}`);
   }

@@ -40,6 +40,12 @@ confirmation (user disable is the reversible step).
 Settings (a flag wins over its environment variable; --flag value or --flag=value):
 ${settingsHelp()}
 
+TLS: off by default (plain HTTP on --port; put a TLS proxy in front). --tls acme serves HTTPS on
+--https-port with certificates it obtains and renews itself (the API host by HTTP-01 on --http-port,
+which also redirects everything else to HTTPS; *.{tunnel domain} by DNS-01 through --dns-provider),
+kept in the database. --tls files serves --tls-cert-file and --tls-key-file, read again on SIGHUP or
+when they change. Ports below 1024 need root or CAP_NET_BIND_SERVICE.
+
 SIGTERM or SIGINT stops the server: it stops accepting, lets requests in flight finish (at most
 ${SHUTDOWN_GRACE_MS / 1000} s), then closes the database. Exit status: 0 success, 1 failure, 2 bad command line or setting.
 `;

@@ -1,13 +1,15 @@
 /**
  * `serve`: open the database, listen (src/server.ts), and on SIGTERM or SIGINT stop gracefully: tell
  * tunnel clients, stop accepting, let requests in flight finish (bounded), fold the WAL into the
- * database file, close it.
+ * database file, close it. With certificate files, SIGHUP reloads them.
  */
 import { networkInterfaces } from 'node:os';
 import type { Config } from '../config.ts';
 import { parseIp } from '../lib/client-ip.ts';
 import { version } from '../../package.json';
-import { listen, type RunningServer } from '../server.ts';
+import { listen, listenTls, type RunningServer, type RunningTlsServer } from '../server.ts';
+import { TlsSetupError } from '../tls/source.ts';
+import type { FileCertificateSource } from '../tls/file-source.ts';
 import { intervalsFromEnv } from '../tunnel/settings.ts';
 import { createLogger, flushLogs, type Logger } from '../lib/logger.ts';
 import { CliError } from './cli-error.ts';
@@ -59,21 +61,21 @@ function stopSignals() {
 }
 
 /** `http://host:port`, with IPv6 hosts in brackets. */
-function listenUrl(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+function listenUrl(host: string, port: number, scheme = 'http'): string {
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**
  * Where clients can reach a server listening on `host`: a wildcard means every address of this
  * machine (IPv4 only for 0.0.0.0), which `http://0.0.0.0:3000` does not tell a newcomer.
  */
-function reachableUrls(host: string, port: number): string[] {
-  if (host !== '0.0.0.0' && host !== '::') return [listenUrl(host, port)];
+function reachableUrls(host: string, port: number, scheme = 'http'): string[] {
+  if (host !== '0.0.0.0' && host !== '::') return [listenUrl(host, port, scheme)];
   const families = host === '::' ? ['IPv4', 'IPv6'] : ['IPv4'];
   const addresses = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
   // Link-local IPv6 addresses need a zone to be dialled; nobody would type them.
   const usable = addresses.filter((a) => families.includes(a.family) && !(a.family === 'IPv6' && a.address.startsWith('fe80:')));
-  return usable.map((a) => listenUrl(a.address, port));
+  return usable.map((a) => listenUrl(a.address, port, scheme));
 }
 
 /**
@@ -104,6 +106,54 @@ async function requireResolvableHost(config: Config): Promise<void> {
   }
 }
 
+/** What serve needs of either kind of server: the relay to tell tunnel clients, and a stop. */
+interface Listening {
+  relay: RunningServer['relay'];
+  stop(force: boolean): Promise<void>;
+  tls: RunningTlsServer | undefined;
+}
+
+/** Starts the listeners the settings ask for and logs where they are. @throws CliError when it cannot. */
+async function start(config: Config, store: ReturnType<typeof openStore>, logger: Logger, intervals: ReturnType<typeof intervalsFromEnv>): Promise<Listening> {
+  const options = { config, db: store.handle, jwtSecret: store.jwtSecret, logger, tunnel: intervals };
+  const common = { db: config.dbPath, tunnels_at: `{subdomain}.${config.tunnelDomain}`, version, pid: process.pid };
+  if (config.tlsMode === 'off') {
+    let running: RunningServer;
+    try {
+      running = listen(options);
+    } catch (error) {
+      throw new CliError(`cannot listen on ${listenUrl(config.host, config.port)}: ${(error as Error).message}`);
+    }
+    const { server, relay } = running;
+    logger.info('listening', {
+      url: listenUrl(config.host, server.port!),
+      port: server.port,
+      reachable_at: reachableUrls(config.host, server.port!),
+      ...common,
+    });
+    return { relay, stop: (force) => server.stop(force), tls: undefined };
+  }
+  let running: RunningTlsServer;
+  try {
+    running = await listenTls(options);
+  } catch (error) {
+    if (error instanceof TlsSetupError) throw new CliError(error.message);
+    throw new CliError(`cannot listen on ${config.host} ports ${config.httpsPort} (https) and ${config.httpPort} (http): ${(error as Error).message}`);
+  }
+  const port = running.port;
+  logger.info('listening', {
+    url: listenUrl(config.host, port, 'https'),
+    port,
+    http_port: running.httpPort,
+    tls: config.tlsMode,
+    api_url: config.apiHost === undefined ? undefined : `https://${config.apiHost}${port === 443 ? '' : `:${port}`}`,
+    reachable_at: reachableUrls(config.host, port, 'https'),
+    ...common,
+  });
+  if (config.port !== 3000) logger.warn('EXPOSE_PORT is not used with TLS on: the server listens on EXPOSE_HTTPS_PORT and EXPOSE_HTTP_PORT', { https_port: port, http_port: running.httpPort });
+  return { relay: running.relay, stop: (force) => running.stop(force), tls: running };
+}
+
 /** Runs the server until a stop signal; resolves with the exit status once everything is closed. */
 export async function serve(config: Config): Promise<number> {
   const logger = createLogger(config.logLevel);
@@ -116,24 +166,23 @@ export async function serve(config: Config): Promise<number> {
   }
   const store = openStore(config, 'create');
   const signals = stopSignals();
-  let running: RunningServer;
+  let running: Listening;
   try {
-    running = listen({ config, db: store.handle, jwtSecret: store.jwtSecret, logger, tunnel: intervals });
+    running = await start(config, store, logger, intervals);
   } catch (error) {
     signals.dispose();
     closeStore(store);
-    throw new CliError(`cannot listen on ${listenUrl(config.host, config.port)}: ${(error as Error).message}`);
+    throw error;
   }
-  const { server, relay } = running;
-  logger.info('listening', {
-    url: listenUrl(config.host, server.port!),
-    port: server.port,
-    reachable_at: reachableUrls(config.host, server.port!),
-    db: config.dbPath,
-    tunnels_at: `{subdomain}.${config.tunnelDomain}`,
-    version,
-    pid: process.pid,
-  });
+  const { relay } = running;
+  // With TLS on, SIGHUP (`systemctl reload`) reads certificate files again, as nginx and haproxy do;
+  // with ACME it has nothing to do, and must not take its default action (ending the process).
+  const reloadable = config.tlsMode === 'files' ? (running.tls?.certificates as FileCertificateSource | undefined) : undefined;
+  const onHangup = () => {
+    if (reloadable !== undefined) reloadable.reload('SIGHUP');
+    else logger.info('SIGHUP: nothing to reload, ACME certificates renew by themselves');
+  };
+  if (config.tlsMode !== 'off') process.on('SIGHUP', onHangup);
   logRegistration(logger, config);
   if (store.emailConflicts.length > 0) {
     // Only on the start that migrated: two accounts whose emails differ only in Unicode form.
@@ -148,7 +197,7 @@ export async function serve(config: Config): Promise<number> {
   // Tunnel clients are told first (GoAway shutdown, close 1001) and come back when the server does;
   // their sockets would otherwise hold the drain open for the whole grace period.
   relay.shutdown();
-  const drained = server.stop(false).then(() => true);
+  const drained = running.stop(false).then(() => true);
   let graceTimer: Timer | undefined;
   const graceOver = new Promise<false>((resolve) => {
     graceTimer = setTimeout(() => resolve(false), SHUTDOWN_GRACE_MS);
@@ -165,7 +214,7 @@ export async function serve(config: Config): Promise<number> {
   clearTimeout(graceTimer);
   if (!finished) {
     logger.warn('closing connections still in flight', { reason: 'grace period over or second signal' });
-    await server.stop(true);
+    await running.stop(true);
   }
   // Access-log lines are written just after each answer (a setImmediate); let the last ones out first.
   await new Promise((resolve) => setImmediate(resolve));
@@ -174,5 +223,6 @@ export async function serve(config: Config): Promise<number> {
   // Lines leave once per event-loop turn; the last ones must be out before the caller exits.
   flushLogs();
   signals.dispose();
+  if (config.tlsMode !== 'off') process.off('SIGHUP', onHangup);
   return 0;
 }

@@ -9,12 +9,14 @@ import { parseTarget, type LocalTarget } from './target.ts';
 export type Command =
   | { name: 'help' }
   | { name: 'version' }
-  | { name: 'login'; server: string | undefined }
+  | { name: 'login'; server: string | undefined; caFile?: string }
   | {
       name: 'http';
       target: LocalTarget;
       server: string | undefined;
       key: string | undefined;
+      /** A PEM file of a CA to trust besides the system's (a self-signed or private server). */
+      caFile?: string;
       subdomain: string | null;
       hostHeader: HostHeaderMode;
       json: boolean;
@@ -23,6 +25,7 @@ export type Command =
 const OPTIONS = {
   server: { type: 'string' },
   key: { type: 'string' },
+  'ca-file': { type: 'string' },
   subdomain: { type: 'string' },
   'host-header': { type: 'string' },
   json: { type: 'boolean' },
@@ -34,8 +37,8 @@ type OptionName = keyof typeof OPTIONS;
 
 /** Options each command takes besides --help. */
 const COMMAND_OPTIONS: Record<'login' | 'http', ReadonlySet<OptionName>> = {
-  login: new Set(['server']),
-  http: new Set(['server', 'key', 'subdomain', 'host-header', 'json']),
+  login: new Set(['server', 'ca-file']),
+  http: new Set(['server', 'key', 'ca-file', 'subdomain', 'host-header', 'json']),
 };
 
 /**
@@ -63,9 +66,10 @@ export function parseCommandLine(argv: string[]): Command {
     if (!COMMAND_OPTIONS[commandName].has(name)) throw new UsageError(`--${name} does not apply to ${commandName}`);
   }
   const server = values.server as string | undefined;
+  const caFile = values['ca-file'] as string | undefined;
   if (commandName === 'login') {
     if (rest.length > 0) throw new UsageError('login takes no arguments (the key is asked for, or read from stdin)');
-    return { name: 'login', server };
+    return { name: 'login', server, ...(caFile !== undefined ? { caFile } : {}) };
   }
   if (rest.length === 0) throw new UsageError('http needs the local port, host:port or URL (e.g. `expose http 3000`)');
   if (rest.length > 1) throw new UsageError('http takes one local target');
@@ -74,6 +78,7 @@ export function parseCommandLine(argv: string[]): Command {
     target: parseTarget(rest[0]!),
     server,
     key: values.key as string | undefined,
+    ...(caFile !== undefined ? { caFile } : {}),
     subdomain: parseSubdomain(values.subdomain as string | undefined),
     hostHeader: parseHostHeader(values['host-header'] as string | undefined),
     json: values.json === true,

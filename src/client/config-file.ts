@@ -8,6 +8,8 @@ import { ClientError } from './errors.ts';
 export interface SavedConfig {
   server: string;
   api_key: string;
+  /** Absolute path of the extra CA file given at login (`--ca-file`), for a server with a private certificate. */
+  ca_file?: string;
 }
 
 /** The config file's path. XDG says a relative XDG_CONFIG_HOME is invalid and must be ignored. */
@@ -39,7 +41,7 @@ export function readConfig(path: string): SavedConfig | undefined {
   if (typeof config !== 'object' || config === null || typeof config.server !== 'string' || typeof config.api_key !== 'string') {
     throw new ClientError(`${path} lacks "server" or "api_key" (run \`expose login\` again to rewrite it)`);
   }
-  return { server: config.server, api_key: config.api_key };
+  return { server: config.server, api_key: config.api_key, ...(typeof config.ca_file === 'string' ? { ca_file: config.ca_file } : {}) };
 }
 
 /**
@@ -56,7 +58,8 @@ export function writeConfig(path: string, config: SavedConfig): void {
   // 'wx': never through a file (or a symlink) someone planted at the temporary name.
   const fd = openSync(temporary, 'wx', 0o600);
   try {
-    writeSync(fd, `${JSON.stringify({ server: config.server, api_key: config.api_key }, null, 2)}\n`);
+    const saved: SavedConfig = { server: config.server, api_key: config.api_key, ...(config.ca_file !== undefined ? { ca_file: config.ca_file } : {}) };
+    writeSync(fd, `${JSON.stringify(saved, null, 2)}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -28,6 +28,8 @@ const CLOSE_HANDSHAKE_WAIT_MS = 1_000;
 export interface ConnectionOptions {
   /** `ws(s)://…/api/v1/tunnel/connect`. */
   url: string;
+  /** For wss://: the certificates to check the server's against; undefined: the system's roots. Always verified. */
+  ca?: string[];
   apiKey: string;
   /** Auth `client`, e.g. `expose/0.1.0`. */
   clientName: string;
@@ -106,7 +108,7 @@ export class TunnelConnection {
     this.lastHeardAtMs = options.now();
     events.state('Connecting', options.url);
     // No permessage-deflate: bodies are often compressed already, and the CPU is better spent relaying.
-    this.ws = new WebSocket(options.url, { perMessageDeflate: false } as Bun.WebSocketOptions);
+    this.ws = new WebSocket(options.url, { perMessageDeflate: false, ...(options.ca !== undefined ? { tls: { ca: options.ca } } : {}) } as Bun.WebSocketOptions);
     this.ws.binaryType = 'arraybuffer';
     this.sender = new FrameSender(this.ws, options.sendHighWaterBytes);
     this.streamContext = {

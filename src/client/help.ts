@@ -18,9 +18,9 @@ export function helpText(): string {
   return `${PROGRAM} ${version}: share a local HTTP service through an Expose server
 
 Usage:
-  ${PROGRAM} login [--server URL]
+  ${PROGRAM} login [--server URL] [--ca-file PEM]
       Asks for an API key (hidden; read from stdin when it is not a terminal), checks it with the
-      server and saves both to $XDG_CONFIG_HOME/expose/config.json (mode 0600).
+      server and saves both to $XDG_CONFIG_HOME/expose/config.json (mode 0600), with the CA file.
   ${PROGRAM} http <port | host:port | URL> [--subdomain NAME] [--host-header preserve] [--json]
       Opens a tunnel to the local service and prints its public URL. 3000 means
       http://localhost:3000. Requests reach the local service with Host rewritten to the local
@@ -31,7 +31,9 @@ Settings (a flag wins over its variable, which wins over the saved login):
   --server URL   EXPOSE_SERVER    the server (default ${DEFAULT_SERVER_URL})
   --key KEY      EXPOSE_API_KEY   the API key; prefer \`expose login\` or the variable, since
                                   a flag is visible to every user in the process list
-  The saved key is only sent to the server it was saved for.
+  --ca-file PEM  EXPOSE_CA_FILE   also trust this CA (a self-signed or private server certificate)
+  The saved key is only sent to the server it was saved for. An https:// server is reached over
+  wss:// and its certificate is always verified (the system's roots, plus --ca-file).
 
 Output: a live display at a terminal, plain lines otherwise; --json prints one JSON object per
 line ({"event":"state"|"ready"|"request",...}) for scripts.

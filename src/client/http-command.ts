@@ -6,7 +6,7 @@ import type { Reporter } from './events.ts';
 import { CLIENT_NAME } from './help.ts';
 import { LiveDisplay } from './live-display.ts';
 import { JsonReporter, PlainReporter } from './reporters.ts';
-import { missingKeyError, resolveCredentials, testIntervalsFromEnv } from './settings.ts';
+import { missingKeyError, resolveCredentials, testIntervalsFromEnv, trustedCertificates } from './settings.ts';
 import { TunnelClient } from './tunnel-client.ts';
 
 type HttpCommand = Extract<Command, { name: 'http' }>;
@@ -27,11 +27,12 @@ export async function runHttp(command: HttpCommand, env: Env): Promise<number> {
   // fully configured run.
   const needsConfig = (command.server ?? envServer) === undefined || (command.key ?? envKey) === undefined;
   const saved = needsConfig ? readConfig(configPath(env)) : undefined;
-  const credentials = resolveCredentials({ server: command.server, key: command.key }, env, saved);
+  const credentials = resolveCredentials({ server: command.server, key: command.key, caFile: command.caFile }, env, saved);
   const apiKey = credentials.apiKey;
   if (apiKey === undefined) throw missingKeyError(credentials.server);
   if (apiKey.length > MAX_API_KEY_CHARS || !/^[\x21-\x7e]+$/.test(apiKey)) throw new UsageError('the API key is malformed (check EXPOSE_API_KEY, --key or `expose login`)');
   const intervals = testIntervalsFromEnv(env);
+  const ca = trustedCertificates(credentials.caFile);
   warnIfCleartext(credentials.server);
 
   const reporter = createReporter(command.json, env);
@@ -42,6 +43,7 @@ export async function runHttp(command: HttpCommand, env: Env): Promise<number> {
     target: command.target,
     subdomain: command.subdomain,
     hostHeader: command.hostHeader,
+    ca,
     reporter,
     ...intervals,
   });

@@ -13,6 +13,10 @@ const JWT_PATTERN = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$/;
 export interface LoginOptions {
   server: string;
   configPath: string;
+  /** An extra CA file to trust (absolute), saved with the login so later commands trust it too. */
+  caFile?: string;
+  /** The certificates to trust, from trustedCertificates(caFile); undefined: the system's. */
+  ca?: string[];
   readKey(): Promise<string>;
   writeLine(line: string): void;
 }
@@ -31,6 +35,7 @@ export async function login(options: LoginOptions): Promise<void> {
       // A redirect would carry the key to wherever it points; the user should name the right URL instead.
       redirect: 'manual',
       signal: AbortSignal.timeout(CHECK_TIMEOUT_MS),
+      ...(options.ca !== undefined ? { tls: { ca: options.ca } } : {}),
     });
   } catch (error) {
     throw new ClientError(`cannot reach ${options.server}: ${networkErrorText(error)}`);
@@ -42,7 +47,7 @@ export async function login(options: LoginOptions): Promise<void> {
   }
   if (response.status !== 200) throw new ClientError(`unexpected answer from ${options.server}: HTTP ${response.status}`);
   const email = await accountEmail(response);
-  writeConfig(options.configPath, { server: options.server, api_key: key });
+  writeConfig(options.configPath, { server: options.server, api_key: key, ...(options.caFile !== undefined ? { ca_file: options.caFile } : {}) });
   options.writeLine(`Logged in to ${options.server}${email === undefined ? '' : ` as ${email}`}; key saved to ${options.configPath}`);
 }
 

@@ -7,7 +7,7 @@ import { helpText, versionText } from './help.ts';
 import { runHttp } from './http-command.ts';
 import { readApiKey } from './key-input.ts';
 import { login } from './login.ts';
-import { resolveCredentials } from './settings.ts';
+import { resolveCredentials, trustedCertificates } from './settings.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -27,8 +27,9 @@ export async function runCli(argv: string[], env: Env = process.env): Promise<nu
         // The saved server is the default for a new login too, unless a flag or variable names one.
         const named = command.server !== undefined || Boolean(env.EXPOSE_SERVER);
         const saved = named ? undefined : safeRead(path);
-        const { server } = resolveCredentials({ server: command.server }, { EXPOSE_SERVER: env.EXPOSE_SERVER }, saved);
-        await login({ server, configPath: path, readKey: readApiKey, writeLine: (line) => void process.stdout.write(`${line}\n`) });
+        const { server, caFile } = resolveCredentials({ server: command.server, caFile: command.caFile }, { EXPOSE_SERVER: env.EXPOSE_SERVER, EXPOSE_CA_FILE: env.EXPOSE_CA_FILE }, saved);
+        const ca = trustedCertificates(caFile);
+        await login({ server, configPath: path, caFile, ca, readKey: readApiKey, writeLine: (line) => void process.stdout.write(`${line}\n`) });
         return 0;
       }
       case 'http':

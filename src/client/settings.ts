@@ -1,4 +1,7 @@
 /** Where the server is and which key to use: flags, then environment, then the saved config, then defaults. */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import type { SavedConfig } from './config-file.ts';
 import { ClientError, UsageError } from './errors.ts';
 
@@ -31,6 +34,8 @@ export interface Credentials {
   server: string;
   apiKey: string | undefined;
   keySource: KeySource | undefined;
+  /** The extra CA file to trust (flag > EXPOSE_CA_FILE > saved with this server), absolute. */
+  caFile?: string;
 }
 
 /**
@@ -39,17 +44,37 @@ export interface Credentials {
  * elsewhere must not carry the key to a host that never issued it.
  */
 export function resolveCredentials(
-  flags: { server?: string; key?: string },
+  flags: { server?: string; key?: string; caFile?: string },
   env: Record<string, string | undefined>,
   saved: SavedConfig | undefined,
 ): Credentials {
   const serverInput = flags.server ?? nonEmpty(env.EXPOSE_SERVER) ?? saved?.server ?? DEFAULT_SERVER_URL;
   const server = normaliseServerUrl(serverInput);
-  if (flags.key !== undefined) return { server, apiKey: flags.key, keySource: 'flag' };
+  const savedForServer = saved !== undefined && sameServer(saved.server, server) ? saved : undefined;
+  const caInput = flags.caFile ?? nonEmpty(env.EXPOSE_CA_FILE) ?? savedForServer?.ca_file;
+  const ca = caInput === undefined ? {} : { caFile: resolve(caInput) };
+  if (flags.key !== undefined) return { server, apiKey: flags.key, keySource: 'flag', ...ca };
   const envKey = nonEmpty(env.EXPOSE_API_KEY);
-  if (envKey !== undefined) return { server, apiKey: envKey, keySource: 'environment' };
-  if (saved !== undefined && sameServer(saved.server, server)) return { server, apiKey: saved.api_key, keySource: 'config' };
-  return { server, apiKey: undefined, keySource: undefined };
+  if (envKey !== undefined) return { server, apiKey: envKey, keySource: 'environment', ...ca };
+  if (savedForServer !== undefined) return { server, apiKey: savedForServer.api_key, keySource: 'config', ...ca };
+  return { server, apiKey: undefined, keySource: undefined, ...ca };
+}
+
+/**
+ * The certificates to trust for an https server: the system's roots plus the PEM file `caFile` (a
+ * self-signed or private server). Undefined without a file: the runtime's defaults, which verify too.
+ * @throws UsageError when the file cannot be read or holds no certificate.
+ */
+export function trustedCertificates(caFile: string | undefined): string[] | undefined {
+  if (caFile === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(caFile, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read the CA file ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`the CA file ${caFile} holds no PEM certificate`);
+  return [...rootCertificates, pem];
 }
 
 function sameServer(saved: string, server: string): boolean {

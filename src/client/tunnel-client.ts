@@ -36,6 +36,8 @@ export interface TunnelClientOptions {
   /** The subdomain asked for; null lets the server pick one. */
   subdomain: string | null;
   hostHeader?: HostHeaderMode;
+  /** The certificates a wss:// server is checked against (system roots plus an extra CA); undefined: the system's. */
+  ca?: string[];
   reporter: Reporter;
   /** Ask for the `flow_control` feature (default true; false only to test the fallback). */
   flowControl?: boolean;
@@ -62,7 +64,7 @@ export function connectUrl(serverUrl: string): string {
 
 /** Keeps one tunnel alive across connections. */
 export class TunnelClient {
-  private readonly options: Required<Omit<TunnelClientOptions, 'subdomain'>> & { subdomain: string | null };
+  private readonly options: Required<Omit<TunnelClientOptions, 'subdomain' | 'ca'>> & { subdomain: string | null; ca?: string[] };
   private connection: TunnelConnection | undefined;
   private stopping = false;
   private wakeBackoff: (() => void) | undefined;
@@ -129,6 +131,7 @@ export class TunnelClient {
     return new TunnelConnection(
       {
         url: connectUrl(o.serverUrl),
+        ca: o.ca,
         apiKey: o.apiKey,
         clientName: o.clientName,
         flowControl: o.flowControl,

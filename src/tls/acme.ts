@@ -97,8 +97,11 @@ export interface AcmeIssuerOptions {
  */
 export class AcmeIssuer implements CertificateIssuer {
   readonly directoryUrl: string;
-  /** Reused across orders (directory, nonce, account URL); dropped after a failure so the next attempt starts clean. */
-  private client: acme.Client | undefined;
+  /**
+   * Reused across orders (directory, nonce, account URL), with its one account registration that
+   * concurrent orders share; dropped after a failure so the next attempt starts clean.
+   */
+  private session: { client: acme.Client; account: Promise<unknown> } | undefined;
 
   constructor(private readonly options: AcmeIssuerOptions) {
     this.directoryUrl = options.directoryUrl;
@@ -109,15 +112,40 @@ export class AcmeIssuer implements CertificateIssuer {
     if (options.extraCaPem !== undefined) trustExtraCa(options.directoryUrl, options.extraCaPem);
   }
 
-  private acmeClient(): acme.Client {
-    this.client ??= new acme.Client({
-      directoryUrl: this.options.directoryUrl,
-      accountKey: this.options.accountKeyPem,
-      backoffAttempts: POLL_ATTEMPTS,
-      backoffMin: this.options.pollMinMs ?? POLL_MIN_MS,
-      backoffMax: this.options.pollMaxMs ?? POLL_MAX_MS,
-    });
-    return this.client;
+  /** The client, its account registered (once, whoever asks first) before it is handed out. */
+  private async acmeClient(): Promise<acme.Client> {
+    if (this.session === undefined) {
+      const client = new acme.Client({
+        directoryUrl: this.options.directoryUrl,
+        accountKey: this.options.accountKeyPem,
+        backoffAttempts: POLL_ATTEMPTS,
+        backoffMin: this.options.pollMinMs ?? POLL_MIN_MS,
+        backoffMax: this.options.pollMaxMs ?? POLL_MAX_MS,
+      });
+      this.session = { client, account: this.register(client) };
+    }
+    await this.session.account;
+    return this.session.client;
+  }
+
+  /**
+   * Finds the account of our key, or creates it. acme-client's own registration (inside `auto`) has
+   * two faults this avoids: two orders started together on a fresh client both register, and for
+   * an account that exists already it sends the registration's fields as an account update, which
+   * without an email is an empty update that Pebble refuses ("Use POST-as-GET ..."), so every order
+   * after a restart failed. Here: look the account up (`onlyReturnExisting`, answered by a POST-as-GET),
+   * create it only when there is none, and keep the contact address current.
+   */
+  private async register(client: acme.Client): Promise<void> {
+    const contact = this.options.email === undefined ? {} : { contact: [`mailto:${this.options.email}`] };
+    try {
+      await client.createAccount({ onlyReturnExisting: true });
+    } catch {
+      // No account for this key (or the CA is unreachable: then this fails with the CA's own error).
+      await client.createAccount({ termsOfServiceAgreed: true, ...contact });
+      return;
+    }
+    if (this.options.email !== undefined) await client.updateAccount(contact);
   }
 
   /**
@@ -131,7 +159,7 @@ export class AcmeIssuer implements CertificateIssuer {
     try {
       await this.reachDirectory();
       const [keyPem, csr] = await acme.crypto.createCsr({ commonName: names[0], altNames: [...names] }, await acme.crypto.createPrivateEcdsaKey('P-256'));
-      const client = this.acmeClient();
+      const client = await this.acmeClient();
       const certPem = await client.auto({
         csr,
         email: this.options.email,
@@ -151,7 +179,7 @@ export class AcmeIssuer implements CertificateIssuer {
       });
       return readCertificate(certPem.toString(), keyPem.toString());
     } catch (error) {
-      this.client = undefined;
+      this.session = undefined;
       // acme-client's retry interceptor, out of retries on a request that got no answer, reads the
       // missing response and throws this TypeError instead of the network error.
       if (error instanceof TypeError && error.message.includes('response.config')) {

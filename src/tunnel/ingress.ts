@@ -188,7 +188,8 @@ export class Ingress {
     }
     const clientIp = this.addresses.of(request, peer).ip;
     if (clientIp !== undefined) pairs.push(['x-forwarded-for', clientIp]);
-    if (!(trustedPeer && request.headers.has('x-forwarded-proto'))) pairs.push(['x-forwarded-proto', 'http']);
+    // The scheme this request came in on: Bun's url starts with https:// on a TLS listener.
+    if (!(trustedPeer && request.headers.has('x-forwarded-proto'))) pairs.push(['x-forwarded-proto', request.url.startsWith('https:') ? 'https' : 'http']);
     if (!(trustedPeer && request.headers.has('x-forwarded-host'))) pairs.push(['x-forwarded-host', request.headers.get('host') ?? '']);
     return pairs;
   }

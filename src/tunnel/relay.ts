@@ -20,6 +20,8 @@ export interface RelayDeps {
   dataGeneration(): number;
   logger: Logger;
   now(): number;
+  /** A tunnel was registered at `subdomain` (TLS on demand orders its certificate). */
+  tunnelRegistered?(subdomain: string): void;
 }
 
 /** Live tunnels and their sessions. */
@@ -45,6 +47,7 @@ export class TunnelRelay implements TunnelDirectory {
         now: this.deps.now,
         logger: this.deps.logger,
         closed: (s) => this.sessions.delete(s),
+        registered: (tunnel) => this.deps.tunnelRegistered?.(tunnel.subdomain),
       },
       clientIp,
     );

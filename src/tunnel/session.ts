@@ -50,6 +50,8 @@ export interface SessionContext {
   logger: Logger;
   /** The session's socket has closed; forget it. */
   closed(session: TunnelSession): void;
+  /** A tunnel has just been registered (TLS on demand orders its host's certificate). */
+  registered?(tunnel: LiveTunnel): void;
 }
 
 /** A registered tunnel: what the registry, the ingress and the tunnels API see. */
@@ -519,6 +521,7 @@ export class TunnelSession implements StreamOwner, WsStreamOwner {
         },
       });
       this.ctx.logger.info('tunnel registered', { tunnel_id: tunnel.id, subdomain: name, user_id: principal.userId, api_key_id: principal.keyId, ip: this.clientIp });
+      this.ctx.registered?.(tunnel);
       return;
     }
     fail('subdomain_taken', 'Could not find a free generated name; try again');

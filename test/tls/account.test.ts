@@ -1,0 +1,42 @@
+/**
+ * The ACME account against Pebble, without a contact email (it is optional): two orders started
+ * together on a fresh issuer register one account between them, and after a restart (a new issuer,
+ * the same key) the existing account is found and orders go on. Both failed before: acme-client's
+ * own registration sent an empty account update, which Pebble refuses.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import type { Server } from 'bun';
+import { AcmeIssuer } from '../../src/tls/acme.ts';
+import { Http01Challenges } from '../../src/tls/http-challenges.ts';
+import { CertificateStore } from '../../src/tls/store.ts';
+import { ensurePebble, startPebble, type Pebble } from '../helpers/pebble.ts';
+import { FAST_POLL, openTestDb, serveChallenges } from './helpers.ts';
+
+const TEST_TIMEOUT_MS = 60_000;
+const pebbleStatus = await ensurePebble();
+if ('missing' in pebbleStatus) console.warn(`skipping the ACME account tests: ${pebbleStatus.missing}`);
+
+describe.skipIf('missing' in pebbleStatus)('the ACME account, without an email', () => {
+  let pebble: Pebble;
+  let challengeServer: Server<undefined>;
+  const challenges = new Http01Challenges();
+  beforeAll(async () => {
+    pebble = await startPebble();
+    challengeServer = serveChallenges(pebble.httpPort, challenges);
+  }, TEST_TIMEOUT_MS);
+  afterAll(async () => {
+    challengeServer?.stop(true);
+    await pebble?.stop();
+  });
+
+  it('is registered once for orders started together, and found again by a new issuer with the same key', async () => {
+    const accountKeyPem = await new CertificateStore(openTestDb().db).accountKey();
+    const issuer = () => new AcmeIssuer({ directoryUrl: pebble.directoryUrl, accountKeyPem, extraCaPem: pebble.listenerCaPem, http01: challenges, requestRetries: 0, ...FAST_POLL });
+    const first = issuer();
+    const together = await Promise.all([first.issue(['a.account.test'], 'http-01'), first.issue(['b.account.test'], 'http-01')]);
+    expect(together.map((c) => c.names)).toEqual([['a.account.test'], ['b.account.test']]);
+    // A restart: a new client, the account already at the CA.
+    const restarted = await issuer().issue(['c.account.test'], 'http-01');
+    expect(restarted.names).toEqual(['c.account.test']);
+  }, TEST_TIMEOUT_MS);
+});
