@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBenchServer } from './lib/bench-server.ts';
+import { judgeGrowth } from './lib/growth.ts';
 import { CORES, openFds, rssBytes } from './lib/process.ts';
-import { median, round } from './lib/stats.ts';
+import { round } from './lib/stats.ts';
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -168,13 +169,11 @@ try {
   await server.close();
 }
 
-const steady = samples.filter((s) => s.atSeconds * 1000 >= WARMUP_MS);
-const third = Math.max(1, Math.floor(steady.length / 3));
-const early = steady.slice(0, third);
-const late = steady.slice(-third);
-const rssEarly = median(early.map((s) => s.rssMiB));
-const rssLate = median(late.map((s) => s.rssMiB));
-const fdsSeen = steady.map((s) => s.fds);
+// Flat: the last third of the steady samples no more than 10% (+5 MiB of allocator slack) above the
+// first, and open descriptors within 4 of each other throughout (bench/lib/growth.ts).
+const growth = judgeGrowth(samples, { warmupSeconds: WARMUP_MS / 1000, fdSpread: 4 });
+const rssEarly = growth.rssMiB.earlyMedian;
+const rssLate = growth.rssMiB.lateMedian;
 const errors = [...unexpected.values()].reduce((a, b) => a + b, 0);
 const elapsedSeconds = (Date.now() - startedMs) / 1000;
 const summary = {
@@ -187,13 +186,11 @@ const summary = {
   errorRate: requests === 0 ? 0 : errors / requests,
   unexpected: Object.fromEntries(unexpected),
   operations: Object.fromEntries(counts),
-  rssMiB: { earlyMedian: rssEarly, lateMedian: rssLate, min: Math.min(...steady.map((s) => s.rssMiB)), max: Math.max(...steady.map((s) => s.rssMiB)) },
-  fds: { min: Math.min(...fdsSeen), max: Math.max(...fdsSeen) },
+  rssMiB: growth.rssMiB,
+  fds: { min: growth.fds.min, max: growth.fds.max },
   samples,
 };
-// Flat: the last third of the steady samples no more than 10% (+5 MiB of allocator slack) above the first.
-const rssFlat = rssLate <= rssEarly * 1.1 + 5;
-const fdsFlat = summary.fds.max - summary.fds.min <= 4;
+const { rssFlat, fdsFlat } = growth;
 const outDir = join(import.meta.dir, 'results');
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'soak.json'), `${JSON.stringify({ ...summary, rssFlat, fdsFlat }, null, 2)}\n`);

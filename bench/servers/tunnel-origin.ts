@@ -36,7 +36,7 @@ const server = Bun.serve({
     }
     if (url.pathname === '/upload') {
       let bytes = 0;
-      for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.byteLength;
+      if (request.body) for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.byteLength;
       return new Response(String(bytes));
     }
     return new Response('Hello, world');
