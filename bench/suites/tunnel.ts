@@ -11,12 +11,14 @@ import { BUN, CORES, cpuMs, freePort, pinned, readTaggedLine, rssBytes, stop, ty
 import { median, percentile, round } from '../lib/stats.ts';
 import { parseWrk, runWrk, type LoadSpec, type WrkResult } from '../lib/wrk.ts';
 import { openMuxTunnels, type MuxTunnel } from '../lib/mux-tunnel.ts';
+import { startLocaltunnel, type Localtunnel } from '../lib/localtunnel.ts';
 
 const ROOT = join(import.meta.dir, '..', '..');
 const SERVER_ENTRY = join(ROOT, 'src', 'index.ts');
 const CLIENT_ENTRY = join(ROOT, 'src', 'client', 'index.ts');
 const ORIGIN = join(import.meta.dir, '..', 'servers', 'tunnel-origin.ts');
 const WS_LOAD = join(import.meta.dir, '..', 'servers', 'ws-load.ts');
+const BUN_RELAY = join(import.meta.dir, '..', 'servers', 'bun-relay.ts');
 const MUX_TUNNEL = join(import.meta.dir, '..', 'lib', 'mux-tunnel.ts');
 const DOMAIN = 'expose.test';
 const CONNECT_PATH = '/api/v1/tunnel/connect';
@@ -107,6 +109,14 @@ async function startOrigin(): Promise<{ child: Child; port: number }> {
   return { child, port };
 }
 
+/** The floor: bench/servers/bun-relay.ts, a one-process Bun relay to the origin, pinned to the server core. */
+async function startRelay(originPort: number): Promise<{ child: Child; port: number }> {
+  const child = Bun.spawn(pinned(CORES.server, [BUN, BUN_RELAY, String(originPort)]), { stdout: 'pipe', stderr: 'inherit' });
+  children.push(child);
+  const { port } = await readTaggedLine<{ port: number }>({ stdout: child.stdout as ReadableStream<Uint8Array> }, 'READY ');
+  return { child, port };
+}
+
 /** One real `expose http` process, not pinned; resolves once it printed its `ready` event. Its stdout is drained for the whole run. */
 async function startClient(server: ServerUnderTest, originPort: number): Promise<Child> {
   const child = Bun.spawn([BUN, CLIENT_ENTRY, 'http', String(originPort), '--subdomain', SUBDOMAIN, '--json'], {
@@ -149,39 +159,59 @@ function waitForReady(stdout: ReadableStream<Uint8Array>, timeoutMs = 20_000): P
 const cpuOf = (pids: number[]) => pids.map((pid) => cpuMs(pid));
 
 interface Side {
-  name: 'direct' | 'tunnel';
+  /** `relay` is the floor: the one-process Bun relay (bench/servers/bun-relay.ts); `localtunnel` the peer (T2). */
+  name: 'direct' | 'tunnel' | 'relay' | 'localtunnel';
   url: string;
   headers?: Record<string, string>;
 }
 
 /** T1: wrk -c{connections} alternating direct and tunnel; rps medians, per-round ratio median, CPU µs/request of server, client and origin. */
-async function measureRequests(sides: Side[], pids: { server: number; client: number; origin: number }, options: TunnelOptions) {
+async function measureRequests(sides: Side[], pids: { server: number; client: number; origin: number; relay: number; ltServer?: number; ltClient?: number }, options: TunnelOptions) {
   const spec = (side: Side, durationSeconds: number): LoadSpec => ({ url: side.url, headers: side.headers, connections: options.connections, durationSeconds });
   for (const side of sides) await runWrk(spec(side, options.warmupSeconds));
-  const samples: Record<string, Array<{ rps: number; serverUs: number; clientUs: number; originUs: number; errors: number; wrk: WrkResult }>> = { direct: [], tunnel: [] };
+  const samples: Record<string, Array<{ rps: number; serverUs: number; clientUs: number; originUs: number; relayUs: number; ltServerUs: number; ltClientUs: number; errors: number; wrk: WrkResult }>> = { direct: [], tunnel: [], relay: [], localtunnel: [] };
+  const measured = [pids.server, pids.client, pids.origin, pids.relay, pids.ltServer, pids.ltClient];
+  const cpuNow = () => measured.map((pid) => (pid === undefined ? 0 : cpuMs(pid)));
   for (let r = 0; r < options.rounds; r++) {
     const order = r % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
-      const before = cpuOf([pids.server, pids.client, pids.origin]);
+      const before = cpuNow();
       const result = await runWrk(spec(side, options.durationSeconds));
-      const after = cpuOf([pids.server, pids.client, pids.origin]);
+      const after = cpuNow();
       const per = (i: number) => ((after[i]! - before[i]!) * 1000) / Math.max(1, result.requests);
-      samples[side.name]!.push({ rps: result.requestsPerSecond, serverUs: per(0), clientUs: per(1), originUs: per(2), errors: result.non2xx + result.socketErrors, wrk: result });
+      samples[side.name]!.push({ rps: result.requestsPerSecond, serverUs: per(0), clientUs: per(1), originUs: per(2), relayUs: per(3), ltServerUs: per(4), ltClientUs: per(5), errors: result.non2xx + result.socketErrors, wrk: result });
     }
   }
   const summary = (name: string) => {
     const runs = samples[name]!;
+    if (runs.length === 0) return undefined;
     return {
       rps: round(median(runs.map((s) => s.rps)), 0),
       serverCpuUsPerRequest: round(median(runs.map((s) => s.serverUs)), 1),
       clientCpuUsPerRequest: round(median(runs.map((s) => s.clientUs)), 1),
       originCpuUsPerRequest: round(median(runs.map((s) => s.originUs)), 1),
+      relayCpuUsPerRequest: round(median(runs.map((s) => s.relayUs)), 1),
+      localtunnelServerCpuUsPerRequest: round(median(runs.map((s) => s.ltServerUs)), 1),
+      localtunnelClientCpuUsPerRequest: round(median(runs.map((s) => s.ltClientUs)), 1),
       errors: runs.reduce((sum, s) => sum + s.errors, 0),
       rpsPerRound: runs.map((s) => round(s.rps, 0)),
     };
   };
-  const ratio = round(median(samples.tunnel!.map((s, i) => s.rps / samples.direct![i]!.rps)), 3);
-  return { rounds: options.rounds, durationSeconds: options.durationSeconds, connections: options.connections, direct: summary('direct'), tunnel: summary('tunnel'), ratio };
+  const ratioOf = (name: string) => (samples[name]!.length === 0 ? null : round(median(samples[name]!.map((s, i) => s.rps / samples.direct![i]!.rps)), 3));
+  return {
+    rounds: options.rounds,
+    durationSeconds: options.durationSeconds,
+    connections: options.connections,
+    direct: summary('direct'),
+    tunnel: summary('tunnel'),
+    relay: summary('relay'),
+    localtunnel: summary('localtunnel'),
+    ratio: ratioOf('tunnel')!,
+    relayRatio: ratioOf('relay'),
+    localtunnelRatio: ratioOf('localtunnel'),
+    /** T2: how many times localtunnel's rate ours is, per round, median. */
+    exposeOverLocaltunnel: samples.localtunnel!.length === 0 ? null : round(median(samples.tunnel!.map((s, i) => s.rps / samples.localtunnel![i]!.rps)), 2),
+  };
 }
 
 /** T3: wrk paced by a Lua `delay()` (2 connections), each side at the same target rate; latency percentiles from wrk --latency. */
@@ -192,7 +222,7 @@ async function measureLatency(sides: Side[], targetRps: number, options: TunnelO
   const script = `function delay()\n  return ${delayMs}\nend\n`;
   const spec = (side: Side, durationSeconds: number): LoadSpec => ({ url: side.url, headers: side.headers, connections, durationSeconds, script });
   for (const side of sides) await runWrk(spec(side, 1));
-  const samples: Record<string, WrkResult[]> = { direct: [], tunnel: [] };
+  const samples: Record<string, WrkResult[]> = { direct: [], tunnel: [], relay: [] };
   for (let r = 0; r < options.rounds; r++) {
     const order = r % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) samples[side.name]!.push(await runWrk(spec(side, options.durationSeconds)));
@@ -202,8 +232,18 @@ async function measureLatency(sides: Side[], targetRps: number, options: TunnelO
     p50Ms: round(median(samples[name]!.map((s) => s.latencyMs.p50)), 3),
     p99Ms: round(median(samples[name]!.map((s) => s.latencyMs.p99)), 3),
   });
-  const added = (p: 'p50' | 'p99') => round(median(samples.tunnel!.map((s, i) => s.latencyMs[p] - samples.direct![i]!.latencyMs[p])), 3);
-  return { connections, delayMs, targetRps: round(targetRps, 0), direct: summary('direct'), tunnel: summary('tunnel'), addedP50Ms: added('p50'), addedP99Ms: added('p99') };
+  const added = (p: 'p50' | 'p99', name = 'tunnel') => round(median(samples[name]!.map((s, i) => s.latencyMs[p] - samples.direct![i]!.latencyMs[p])), 3);
+  return {
+    connections,
+    delayMs,
+    targetRps: round(targetRps, 0),
+    direct: summary('direct'),
+    tunnel: summary('tunnel'),
+    addedP50Ms: added('p50'),
+    addedP99Ms: added('p99'),
+    relayAddedP50Ms: added('p50', 'relay'),
+    relayAddedP99Ms: added('p99', 'relay'),
+  };
 }
 
 /** Reads a response body to the end, counting bytes. */
@@ -244,7 +284,7 @@ async function measureTransfer(sides: Side[], options: TunnelOptions) {
     if (res.status !== 200 || Number(text) !== total) throw new Error(`${side.name} upload: ${res.status}, origin read ${text} of ${total} bytes`);
     return (total / 1e6 / (performance.now() - started)) * 1000;
   };
-  const samples: Record<string, { down: number[]; up: number[] }> = { direct: { down: [], up: [] }, tunnel: { down: [], up: [] } };
+  const samples: Record<string, { down: number[]; up: number[] }> = { direct: { down: [], up: [] }, tunnel: { down: [], up: [] }, relay: { down: [], up: [] } };
   for (let r = 0; r < options.transferRounds; r++) {
     const order = r % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
@@ -252,22 +292,22 @@ async function measureTransfer(sides: Side[], options: TunnelOptions) {
       samples[side.name]!.up.push(await upload(side));
     }
   }
-  const ratio = (k: 'down' | 'up') => round(median(samples.tunnel![k].map((v, i) => v / samples.direct![k][i]!)), 3);
+  const ratio = (k: 'down' | 'up', name = 'tunnel') => round(median(samples[name]![k].map((v, i) => v / samples.direct![k][i]!)), 3);
   const mbps = (name: string, k: 'down' | 'up') => round(median(samples[name]![k]), 1);
-  return {
-    bytes: total,
-    rounds: options.transferRounds,
-    download: { directMBps: mbps('direct', 'down'), tunnelMBps: mbps('tunnel', 'down'), ratio: ratio('down') },
-    upload: { directMBps: mbps('direct', 'up'), tunnelMBps: mbps('tunnel', 'up'), ratio: ratio('up') },
-  };
+  const direction = (k: 'down' | 'up') => ({ directMBps: mbps('direct', k), tunnelMBps: mbps('tunnel', k), ratio: ratio(k), relayMBps: mbps('relay', k), relayRatio: ratio(k, 'relay') });
+  return { bytes: total, rounds: options.transferRounds, download: direction('down'), upload: direction('up') };
 }
 
 /** T8: bench/servers/ws-load.ts on the load core, `wsSockets` sockets ping-ponging for `wsSeconds`, alternating. */
-async function measureWebSockets(originPort: number, serverPort: number, options: TunnelOptions) {
-  const run = async (name: 'direct' | 'tunnel') => {
-    const argv = name === 'direct'
-      ? [BUN, WS_LOAD, `ws://127.0.0.1:${originPort}/ws`, String(options.wsSockets), String(options.wsSeconds)]
-      : [BUN, WS_LOAD, `ws://127.0.0.1:${serverPort}/ws`, String(options.wsSockets), String(options.wsSeconds), `${SUBDOMAIN}.${DOMAIN}:${serverPort}`];
+async function measureWebSockets(originPort: number, serverPort: number, relayPort: number, options: TunnelOptions) {
+  const run = async (name: Side['name']) => {
+    const load = [String(options.wsSockets), String(options.wsSeconds)];
+    const argv =
+      name === 'direct'
+        ? [BUN, WS_LOAD, `ws://127.0.0.1:${originPort}/ws`, ...load]
+        : name === 'relay'
+          ? [BUN, WS_LOAD, `ws://127.0.0.1:${relayPort}/ws`, ...load]
+          : [BUN, WS_LOAD, `ws://127.0.0.1:${serverPort}/ws`, ...load, `${SUBDOMAIN}.${DOMAIN}:${serverPort}`];
     const child = Bun.spawn(pinned(CORES.load, argv), { stdout: 'pipe', stderr: 'pipe' });
     children.push(child);
     const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
@@ -276,17 +316,20 @@ async function measureWebSockets(originPort: number, serverPort: number, options
     const { messages, seconds } = JSON.parse(line.slice(7)) as { messages: number; seconds: number };
     return messages / seconds;
   };
-  const samples: Record<string, number[]> = { direct: [], tunnel: [] };
+  const samples: Record<string, number[]> = { direct: [], tunnel: [], relay: [] };
   for (let r = 0; r < options.rounds; r++) {
-    const order: Array<'direct' | 'tunnel'> = r % 2 === 0 ? ['direct', 'tunnel'] : ['tunnel', 'direct'];
-    for (const name of order) samples[name]!.push(await run(name));
+    const names: Array<Side['name']> = ['direct', 'tunnel', 'relay'];
+    for (const name of r % 2 === 0 ? names : names.reverse()) samples[name]!.push(await run(name));
   }
+  const ratioOf = (name: string) => round(median(samples[name]!.map((v, i) => v / samples.direct![i]!)), 3);
   return {
     sockets: options.wsSockets,
     seconds: options.wsSeconds,
     directPerSecond: round(median(samples.direct!), 0),
     tunnelPerSecond: round(median(samples.tunnel!), 0),
-    ratio: round(median(samples.tunnel!.map((v, i) => v / samples.direct![i]!)), 3),
+    relayPerSecond: round(median(samples.relay!), 0),
+    ratio: ratioOf('tunnel'),
+    relayRatio: ratioOf('relay'),
   };
 }
 
@@ -534,13 +577,14 @@ async function measureManyTunnels(server: ServerUnderTest, options: TunnelOption
   }
 }
 
-/** Runs the selected tunnel benchmarks (`only` holds T1 and T3 to T9); T3 needs T1's peak rate and runs it when asked alone. */
+/** Runs the selected tunnel benchmarks (`only` holds T1 to T9); T2 and T3 need T1's rounds and run them when asked alone. */
 export async function measureTunnels(options: TunnelOptions, log: (text: string) => void) {
   const out: Record<string, unknown> = {};
   try {
     const origin = await startOrigin();
     const server = await startServer();
     const client = await startClient(server, origin.port);
+    const relay = await startRelay(origin.port);
     await Bun.sleep(1000);
     out.clientIdleRssMiB = round(rssBytes(client.pid) / 2 ** 20, 1);
     const tunnelHost = `${SUBDOMAIN}.${DOMAIN}`;
@@ -551,23 +595,34 @@ export async function measureTunnels(options: TunnelOptions, log: (text: string)
     ];
     const check = await fetch(sides[1]!.url, { headers: sides[1]!.headers });
     if (check.status !== 200 || (await check.text()) !== 'Hello, world') throw new Error(`the tunnel answered ${check.status}`);
-    const pids = { server: server.child.pid, client: client.pid, origin: origin.child.pid };
-    if (options.only.has('T1') || options.only.has('T3')) {
-      log(`T1: GET through the tunnel against direct, wrk -c${options.connections}...`);
-      out.T1 = await measureRequests(sides, pids, options);
+    const pids = { server: server.child.pid, client: client.pid, origin: origin.child.pid, relay: relay.child.pid };
+    const relaySide: Side = { name: 'relay', url: `http://127.0.0.1:${relay.port}/` };
+    if (options.only.has('T1') || options.only.has('T2') || options.only.has('T3')) {
+      let lt: Localtunnel | undefined;
+      if (options.only.has('T2')) {
+        log('T2: starting localtunnel (server and client under Node) in front of the same origin...');
+        lt = await startLocaltunnel({ originPort: origin.port });
+      }
+      const ltSide: Side[] = lt ? [{ name: 'localtunnel', url: `http://127.0.0.1:${lt.port}/`, headers: { Host: lt.host } }] : [];
+      log(`T1${lt ? ', T2' : ''}: GET through the tunnel${lt ? ', through localtunnel' : ''} and through a one-process relay against direct, wrk -c${options.connections}...`);
+      try {
+        out.T1 = await measureRequests([...sides, relaySide, ...ltSide], { ...pids, ltServer: lt?.server.pid, ltClient: lt?.client.pid }, options);
+      } finally {
+        await lt?.stop();
+      }
     }
     if (options.only.has('T3')) {
       const t1 = out.T1 as Awaited<ReturnType<typeof measureRequests>>;
       log('T3: added latency at 10% of the tunnel peak rate...');
-      out.T3 = await measureLatency(sides, t1.tunnel.rps * 0.1, options);
+      out.T3 = await measureLatency([...sides, relaySide], t1.tunnel!.rps * 0.1, options);
     }
     if (options.only.has('T4')) {
       log(`T4: ${options.transferBytes / 2 ** 20} MiB download and upload, tunnel against direct...`);
-      out.T4 = await measureTransfer(sides, options);
+      out.T4 = await measureTransfer([...sides, relaySide], options);
     }
     if (options.only.has('T8')) {
       log(`T8: WebSocket echo, ${options.wsSockets} sockets, tunnel against direct...`);
-      out.T8 = await measureWebSockets(origin.port, server.port, options);
+      out.T8 = await measureWebSockets(origin.port, server.port, relay.port, options);
     }
     if (options.only.has('T5')) {
       log(`T5: ${options.fairnessBytes / 2 ** 20} MiB download alone and beside a visitor that never reads...`);
