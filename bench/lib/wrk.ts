@@ -16,6 +16,8 @@ export interface WrkResult {
   /** Connect/read/write errors and timeouts. */
   socketErrors: number;
   latencyMs: { p50: number; p90: number; p99: number };
+  /** CPU time (user + system) wrk itself used, in ms; set by runWrk, not by parseWrk. */
+  cpuMs?: number;
 }
 
 /** What to send. */
@@ -103,5 +105,6 @@ export async function runWrk(spec: LoadSpec): Promise<WrkResult> {
   const child = Bun.spawn(pinned(CORES.load, argv), { stdout: 'pipe', stderr: 'pipe' });
   const [report, errors, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new Error(`wrk exited ${code}: ${errors}`);
-  return parseWrk(report);
+  const usage = child.resourceUsage();
+  return { ...parseWrk(report), cpuMs: usage === undefined ? undefined : Number(usage.cpuTime.total) / 1000 };
 }

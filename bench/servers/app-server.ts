@@ -1,23 +1,28 @@
 /**
- * Benchmark child: the real app (createApp, production password cost, a file database) on one port and
- * the baselines on another, in the same process and runtime, so a ratio compares like with like.
- * Settings come from the environment as in production. Prints one `READY {json}` line on stderr (stdout
- * carries the access log) with the ports and the fixtures the load needs (an account, its JWT and an
- * API key), then serves until killed.
+ * Benchmark child, set up as a production process: `production-mode.ts` is imported first, as
+ * `src/index.ts` does, so Elysia (and Bun.serve) load in production mode whatever the environment says.
+ * Settings come from the environment as in production. Prints one `READY {json}` line on stderr
+ * (stdout carries the product's log) with the ports, and serves until killed. Two roles:
+ *
+ * - `BENCH_ROLE=baselines` (P1, P2, P4): the bare Elysia baselines only (hello, hello-headers,
+ *   hello-429), with none of the product loaded. The product itself runs as `src/index.ts serve` in
+ *   a process of its own (bench/lib/bench-server.ts, startProductServer), so neither shares a heap,
+ *   a garbage collector or an event loop with the other.
+ * - default (P3 and the soak): the product through `listen` of src/server.ts (the one listener
+ *   `serve` starts: Bun.serve dispatching by Host to the app's fetch), with the production logger on
+ *   stdout, and the baselines plus `POST /login-baseline` on a second port of the same process,
+ *   because P3 compares peak memory within one process. The READY line also carries the fixtures
+ *   the load needs (an account, its JWT and an API key).
+ *
  * The baseline routes live only here, never in the product.
  */
-import { Database } from 'bun:sqlite';
+// First, before anything imports Elysia: see the module's comment.
+import '../../src/production-mode.ts';
 import { Elysia } from 'elysia';
-import { createApp, createServices, type AppDeps } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
-import { openDb } from '../../src/db/client.ts';
-import { migrate } from '../../src/db/migrate.ts';
-import { resolveJwtSecret } from '../../src/db/settings.ts';
 import { MESSAGES } from '../../src/http/errors.ts';
 import { SECURITY_HEADERS } from '../../src/http/security-headers.ts';
-import { createLogger } from '../../src/lib/logger.ts';
 
-/** What the parent reads from the READY line. */
+/** What the parent reads from the READY line (the fixtures are empty in the `baselines` role). */
 export interface BenchServerInfo {
   pid: number;
   appPort: number;
@@ -29,72 +34,79 @@ export interface BenchServerInfo {
 }
 
 export const READY_PREFIX = 'READY ';
+/** The role that serves the baselines alone (bench/lib/bench-server.ts sets it). */
+const BASELINES_ROLE = 'baselines';
 const HOST = '127.0.0.1';
 const EMAIL = 'bench@example.com';
 const PASSWORD = 'bench-password-not-common-42';
 
-const config = loadConfig(process.env, []);
-const handle = openDb(config.dbPath);
-migrate(handle.db);
-const deps: AppDeps = {
-  config,
-  db: handle,
-  jwtSecret: resolveJwtSecret(handle.db, config.jwtSecret),
-  logger: createLogger(config.logLevel),
-};
-const services = createServices(deps);
-const app = createApp(deps, services).listen({ hostname: HOST, port: 0 });
-
-const { user, token } = await services.auth.register(EMAIL, PASSWORD);
-const { key: apiKey } = services.apiKeys.create(user.id, 'bench key');
-
-// The login baseline: one bun:sqlite lookup and Bun.password.verify of the same stored hash (same
-// argon2id parameters), behind the same kind of Elysia JSON route, with nothing else.
-const raw = new Database(config.dbPath, { readonly: true });
-const findHash = raw.prepare<{ password_hash: string }, [string]>('SELECT password_hash FROM users WHERE email = ?');
-
 // The body of the product's 429, from the product's own message, so the floor sends the same bytes.
 const RATE_LIMITED_ENVELOPE = JSON.stringify({ error: 'rate_limited', message: MESSAGES.rateLimited });
 
-const hello = new Elysia()
-  .get('/hello', () => ({ message: 'Hello, world' }))
-  // The floor under any answer of the product: hello with the headers every product answer carries
-  // (the security headers and a request id). What the product spends beyond this is its own work.
-  .get('/hello-headers', ({ set }) => {
-    Object.assign(set.headers, SECURITY_HEADERS);
-    set.headers['x-request-id'] = crypto.randomUUID();
-    return { message: 'Hello, world' };
-  })
-  // The same floor for a 429: the headers the product's 429 carries (those above, RateLimit and
-  // Retry-After) and its envelope, with no bucket, credential or log behind them.
-  .get('/hello-429', ({ set }) => {
-    Object.assign(set.headers, SECURITY_HEADERS);
-    set.headers['x-request-id'] = crypto.randomUUID();
-    set.headers['ratelimit-policy'] = '"general";q=1;w=60';
-    set.headers['ratelimit'] = '"general";r=0;t=42';
-    set.headers['retry-after'] = '42';
-    set.headers['content-type'] = 'application/json; charset=utf-8';
-    set.status = 429;
-    return RATE_LIMITED_ENVELOPE;
-  })
-  .post('/login-baseline', async ({ body, set }) => {
-    const { email, password } = body as { email: string; password: string };
-    const row = findHash.get(email);
-    const ok = row !== null && (await Bun.password.verify(password, row.password_hash));
-    set.status = ok ? 200 : 401;
-    return { ok };
-  })
-  .listen({ hostname: HOST, port: 0 });
+/** hello, and the floors under the product's answers: what any answer of that shape costs on this stack. */
+const baselines = () =>
+  new Elysia()
+    .get('/hello', () => ({ message: 'Hello, world' }))
+    // The floor under any answer of the product: hello with the headers every product answer carries
+    // (the security headers and a request id). What the product spends beyond this is its own work.
+    .get('/hello-headers', ({ set }) => {
+      Object.assign(set.headers, SECURITY_HEADERS);
+      set.headers['x-request-id'] = crypto.randomUUID();
+      return { message: 'Hello, world' };
+    })
+    // The same floor for a 429: the headers the product's 429 carries (those above, RateLimit and
+    // Retry-After) and its envelope, with no bucket, credential or log behind them.
+    .get('/hello-429', ({ set }) => {
+      Object.assign(set.headers, SECURITY_HEADERS);
+      set.headers['x-request-id'] = crypto.randomUUID();
+      set.headers['ratelimit-policy'] = '"general";q=1;w=60';
+      set.headers['ratelimit'] = '"general";r=0;t=42';
+      set.headers['retry-after'] = '42';
+      set.headers['content-type'] = 'application/json; charset=utf-8';
+      set.status = 429;
+      return RATE_LIMITED_ENVELOPE;
+    });
 
-const info: BenchServerInfo = {
-  pid: process.pid,
-  appPort: app.server!.port!,
-  helloPort: hello.server!.port!,
-  email: EMAIL,
-  password: PASSWORD,
-  token,
-  apiKey,
-};
+let info: BenchServerInfo;
+if (process.env.BENCH_ROLE === BASELINES_ROLE) {
+  const hello = baselines().listen({ hostname: HOST, port: 0 });
+  info = { pid: process.pid, appPort: 0, helloPort: hello.server!.port!, email: '', password: '', token: '', apiKey: '' };
+} else {
+  // Loaded here, not above, so the baselines role carries none of the product.
+  const { Database } = await import('bun:sqlite');
+  const { createServices } = await import('../../src/app.ts');
+  const { openStore } = await import('../../src/cli/store.ts');
+  const { loadConfig } = await import('../../src/config.ts');
+  const { createLogger } = await import('../../src/lib/logger.ts');
+  const { listen } = await import('../../src/server.ts');
+  const { intervalsFromEnv } = await import('../../src/tunnel/settings.ts');
+
+  // As `serve` (src/cli/serve.ts) does: open and migrate the store, the stdout logger at the configured
+  // level, and the one listener on EXPOSE_HOST/EXPOSE_PORT (the parent sets 127.0.0.1 and 0).
+  const config = loadConfig(process.env, []);
+  const store = openStore(config, 'create');
+  const logger = createLogger(config.logLevel);
+  const running = listen({ config, db: store.handle, jwtSecret: store.jwtSecret, logger, tunnel: intervalsFromEnv(process.env) });
+  // The fixtures, made through services on the same connection (the server's caches see the writes).
+  const services = createServices({ config, db: store.handle, jwtSecret: store.jwtSecret, logger });
+  const { user, token } = await services.auth.register(EMAIL, PASSWORD);
+  const { key: apiKey } = services.apiKeys.create(user.id, 'bench key');
+
+  // The login baseline: one bun:sqlite lookup and Bun.password.verify of the same stored hash (same
+  // argon2id parameters), behind the same kind of Elysia JSON route, with nothing else.
+  const raw = new Database(config.dbPath, { readonly: true });
+  const findHash = raw.prepare<{ password_hash: string }, [string]>('SELECT password_hash FROM users WHERE email = ?');
+  const hello = baselines()
+    .post('/login-baseline', async ({ body, set }) => {
+      const { email, password } = body as { email: string; password: string };
+      const row = findHash.get(email);
+      const ok = row !== null && (await Bun.password.verify(password, row.password_hash));
+      set.status = ok ? 200 : 401;
+      return { ok };
+    })
+    .listen({ hostname: HOST, port: 0 });
+  info = { pid: process.pid, appPort: running.port, helloPort: hello.server!.port!, email: EMAIL, password: PASSWORD, token, apiKey };
+}
 process.stderr.write(`${READY_PREFIX}${JSON.stringify(info)}\n`);
 
 // Exit normally on a signal so that `--cpu-prof` (used when profiling a missed goal) writes its profile.
