@@ -46,7 +46,8 @@ ENV EXPOSE_HOST=0.0.0.0 \
 USER 65532:65532
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 3000
+# 3000 with TLS off (behind a proxy); 80 and 443 with EXPOSE_TLS=acme or files (see the README's TLS section).
+EXPOSE 3000 80 443
 # Reads EXPOSE_HOST/EXPOSE_PORT like the server does: change the port with the variable, not a flag.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/expose-server", "healthcheck"]
