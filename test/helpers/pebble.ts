@@ -11,42 +11,21 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
+import { ensureDebianPackage, run } from './apt.ts';
 import { freePort } from './free-port.ts';
 
 export const PEBBLE_PATH = '/usr/bin/pebble';
 export const CHALLTESTSRV_PATH = '/usr/bin/pebble-challtestsrv';
-/** Bound on `apt-get update` and on the install (the package is ~10 MB). */
-const APT_UPDATE_TIMEOUT_MS = 120_000;
-const APT_INSTALL_TIMEOUT_MS = 300_000;
 /** How long Pebble and challtestsrv get to answer after they are started (a loaded CI machine). */
 const READY_TIMEOUT_MS = 20_000;
 const READY_POLL_MS = 25;
 /** Validity of the certificate of Pebble's own HTTPS listener, made fresh for each run. */
 const LISTENER_CERT_DAYS = 2;
 
-async function run(cmd: string[], timeoutMs: number): Promise<{ ok: boolean; output: string }> {
-  const proc = Bun.spawn(cmd, {
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    timeout: timeoutMs,
-  });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return { ok: code === 0, output: `${stdout}\n${stderr}`.trim().split('\n').slice(-3).join(' | ') };
-}
-
 /** Whether Pebble can be run here, or why not. Installs Debian's `pebble` package when it can. */
 export async function ensurePebble(): Promise<{ ok: true } | { missing: string }> {
-  const present = () => existsSync(PEBBLE_PATH) && existsSync(CHALLTESTSRV_PATH);
-  if (present()) return { ok: true };
-  if (process.platform !== 'linux' || !existsSync('/usr/bin/apt-get')) return { missing: 'Pebble is not installed and this is not a Debian-like system (no apt-get)' };
-  if (process.getuid?.() !== 0) return { missing: 'Pebble is not installed and the tests are not root, so cannot install it (run: sudo apt-get install pebble)' };
-  const update = await run(['apt-get', 'update'], APT_UPDATE_TIMEOUT_MS);
-  if (!update.ok) return { missing: `apt-get update failed: ${update.output}` };
-  const install = await run(['apt-get', 'install', '-y', '--no-install-recommends', 'pebble'], APT_INSTALL_TIMEOUT_MS);
-  if (!install.ok || !present()) return { missing: `apt-get install pebble failed: ${install.output}` };
-  return { ok: true };
+  const missing = await ensureDebianPackage('pebble', 'Pebble', () => existsSync(PEBBLE_PATH) && existsSync(CHALLTESTSRV_PATH));
+  return missing === undefined ? { ok: true } : { missing };
 }
 
 export interface PebbleOptions {

@@ -5,28 +5,21 @@
  * own registration sent an empty account update, which Pebble refuses.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
-import type { Server } from 'bun';
 import { AcmeIssuer } from '../../src/tls/acme.ts';
-import { Http01Challenges } from '../../src/tls/http-challenges.ts';
 import { CertificateStore } from '../../src/tls/store.ts';
-import { ensurePebble, startPebble, type Pebble } from '../helpers/pebble.ts';
-import { FAST_POLL, openTestDb, serveChallenges } from './helpers.ts';
+import { ensurePebble, type Pebble } from '../helpers/pebble.ts';
+import { FAST_POLL, openTestDb, usePebble } from './helpers.ts';
 
 const TEST_TIMEOUT_MS = 60_000;
 const pebbleStatus = await ensurePebble();
 if ('missing' in pebbleStatus) console.warn(`skipping the ACME account tests: ${pebbleStatus.missing}`);
 
 describe.skipIf('missing' in pebbleStatus)('the ACME account, without an email', () => {
+  const fixture = usePebble(TEST_TIMEOUT_MS);
+  const { challenges } = fixture;
   let pebble: Pebble;
-  let challengeServer: Server<undefined>;
-  const challenges = new Http01Challenges();
-  beforeAll(async () => {
-    pebble = await startPebble();
-    challengeServer = serveChallenges(pebble.httpPort, challenges);
-  }, TEST_TIMEOUT_MS);
-  afterAll(async () => {
-    challengeServer?.stop(true);
-    await pebble?.stop();
+  beforeAll(() => {
+    pebble = fixture.pebble;
   });
 
   it('is registered once for orders started together, and found again by a new issuer with the same key', async () => {

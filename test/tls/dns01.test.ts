@@ -4,11 +4,9 @@
  * write the records into challtestsrv, so Pebble really resolves them).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
-import type { Server } from 'bun';
 import { acmeDns, cloudflareDns, httpRequestDns, type DnsProvider } from '../../src/tls/dns-providers.ts';
-import { Http01Challenges } from '../../src/tls/http-challenges.ts';
-import { ensurePebble, startPebble, type Pebble } from '../helpers/pebble.ts';
-import { FakeZone, fetchOverTls, openTestDb, serveChallenges, testManager } from './helpers.ts';
+import { ensurePebble, type Pebble } from '../helpers/pebble.ts';
+import { FakeZone, fetchOverTls, openTestDb, testManager, usePebble } from './helpers.ts';
 import { fakeAcmeDns, fakeCloudflare, fakeHttpAdapter } from './fake-dns-apis.ts';
 
 const WILDCARD = '*.expose.test';
@@ -19,19 +17,13 @@ const pebbleStatus = await ensurePebble();
 if ('missing' in pebbleStatus) console.warn(`skipping the DNS-01 tests: ${pebbleStatus.missing}`);
 
 describe.skipIf('missing' in pebbleStatus)('DNS-01 wildcards against Pebble', () => {
+  const fixture = usePebble(TEST_TIMEOUT_MS);
+  const { challenges } = fixture;
   let pebble: Pebble;
-  let challengeServer: Server<undefined>;
   let zone: FakeZone;
-  const challenges = new Http01Challenges();
-
-  beforeAll(async () => {
-    pebble = await startPebble();
-    challengeServer = serveChallenges(pebble.httpPort, challenges);
+  beforeAll(() => {
+    pebble = fixture.pebble;
     zone = new FakeZone(pebble);
-  }, TEST_TIMEOUT_MS);
-  afterAll(async () => {
-    challengeServer?.stop(true);
-    await pebble?.stop();
   });
 
   /** Orders `names` through `dns` and checks what the certificate serves. */

@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'bun:test';
 import type { Server } from 'bun';
 import { openDb, type DbHandle } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrate.ts';
@@ -19,7 +20,7 @@ import { CertificateManager } from '../../src/tls/manager.ts';
 import type { RetryPolicy } from '../../src/tls/renewal.ts';
 import { tlsEntries } from '../../src/tls/sni.ts';
 import { CertificateStore } from '../../src/tls/store.ts';
-import type { Pebble } from '../helpers/pebble.ts';
+import { startPebble, type Pebble } from '../helpers/pebble.ts';
 
 /** Fast polling of order status against Pebble, which validates at once. */
 export const FAST_POLL = { pollMinMs: 20, pollMaxMs: 200 };
@@ -40,6 +41,31 @@ export function serveChallenges(port: number, challenges: Http01Challenges): Ser
     port,
     fetch: (request) => challenges.respond(request.url) ?? new Response('not a challenge', { status: 404 }),
   });
+}
+
+/**
+ * A Pebble and the challenge listener on its HTTP-01 port for the tests of the calling describe block:
+ * started in its beforeAll, stopped in its afterAll. Read `pebble` from tests and later hooks only.
+ */
+export function usePebble(timeoutMs: number): { readonly pebble: Pebble; readonly challenges: Http01Challenges } {
+  const challenges = new Http01Challenges();
+  let pebble: Pebble | undefined;
+  let server: Server<undefined> | undefined;
+  beforeAll(async () => {
+    pebble = await startPebble();
+    server = serveChallenges(pebble.httpPort, challenges);
+  }, timeoutMs);
+  afterAll(async () => {
+    server?.stop(true);
+    await pebble?.stop();
+  });
+  return {
+    challenges,
+    get pebble() {
+      if (pebble === undefined) throw new Error('Pebble is not started yet (read it inside a test or a later hook)');
+      return pebble;
+    },
+  };
 }
 
 /** An issuer that counts its orders. */

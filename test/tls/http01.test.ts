@@ -7,10 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from 'bun';
-import { Http01Challenges } from '../../src/tls/http-challenges.ts';
-import { ensurePebble, startPebble, type Pebble } from '../helpers/pebble.ts';
-import { fetchOverTls, openTestDb, serveChallenges, testManager } from './helpers.ts';
+import { ensurePebble, type Pebble } from '../helpers/pebble.ts';
+import { fetchOverTls, openTestDb, testManager, usePebble } from './helpers.ts';
 
 const API_HOST = 'api.expose.test';
 /** Generous: Pebble answers in ~200 ms, but CI machines are shared. */
@@ -19,18 +17,12 @@ const pebbleStatus = await ensurePebble();
 if ('missing' in pebbleStatus) console.warn(`skipping the HTTP-01 tests: ${pebbleStatus.missing}`);
 
 describe.skipIf('missing' in pebbleStatus)('HTTP-01 against Pebble', () => {
+  const fixture = usePebble(TEST_TIMEOUT_MS);
+  const { challenges } = fixture;
   let pebble: Pebble;
-  let challengeServer: Server<undefined>;
-  const challenges = new Http01Challenges();
   const dirs: string[] = [];
-
-  beforeAll(async () => {
-    pebble = await startPebble();
-    challengeServer = serveChallenges(pebble.httpPort, challenges);
-  }, TEST_TIMEOUT_MS);
-  afterAll(async () => {
-    challengeServer?.stop(true);
-    await pebble?.stop();
+  beforeAll(() => {
+    pebble = fixture.pebble;
   });
   afterEach(() => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });

@@ -4,16 +4,14 @@
  * a real one from Pebble by HTTP-01.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
-import type { Server } from 'bun';
 import { ManualClock } from '../../src/lib/clock.ts';
 import { createMemoryLogger } from '../../src/lib/logger.ts';
-import { Http01Challenges } from '../../src/tls/http-challenges.ts';
 import { CertificateManager } from '../../src/tls/manager.ts';
 import { OnDemandCertificates, OnDemandRefusedError } from '../../src/tls/on-demand.ts';
 import { CertificateStore } from '../../src/tls/store.ts';
 import type { DbHandle } from '../../src/db/client.ts';
-import { ensurePebble, startPebble, type Pebble } from '../helpers/pebble.ts';
-import { FAST_RETRY, FakeIssuer, fetchOverTls, openTestDb, serveChallenges, testManager } from './helpers.ts';
+import { ensurePebble, type Pebble } from '../helpers/pebble.ts';
+import { FAST_RETRY, FakeIssuer, fetchOverTls, openTestDb, testManager, usePebble } from './helpers.ts';
 
 /** Generous: Pebble answers in ~200 ms, but CI machines are shared. */
 const TEST_TIMEOUT_MS = 60_000;
@@ -110,16 +108,11 @@ const pebbleStatus = await ensurePebble();
 if ('missing' in pebbleStatus) console.warn(`skipping the on-demand Pebble test: ${pebbleStatus.missing}`);
 
 describe.skipIf('missing' in pebbleStatus)('on-demand against Pebble', () => {
+  const fixture = usePebble(TEST_TIMEOUT_MS);
+  const { challenges } = fixture;
   let pebble: Pebble;
-  let challengeServer: Server<undefined>;
-  const challenges = new Http01Challenges();
-  beforeAll(async () => {
-    pebble = await startPebble();
-    challengeServer = serveChallenges(pebble.httpPort, challenges);
-  }, TEST_TIMEOUT_MS);
-  afterAll(async () => {
-    challengeServer?.stop(true);
-    await pebble?.stop();
+  beforeAll(() => {
+    pebble = fixture.pebble;
   });
 
   it('obtains a tunnel host certificate by HTTP-01 that serves that host', async () => {
