@@ -60,6 +60,24 @@ export class SendWindow {
 }
 
 /**
+ * Credit for the next piece of at most `wanted` bytes on a stream: the least of what the stream's and
+ * the connection's windows allow, taken from both at once, before any await, so concurrent streams
+ * never spend the same connection credit. 0: none now; await `creditGranted` and ask again.
+ */
+export function takeCredit(stream: SendWindow, connection: SendWindow, wanted: number): number {
+  const bytes = Math.min(wanted, stream.available, connection.available);
+  if (bytes <= 0) return 0;
+  stream.take(bytes);
+  connection.take(bytes);
+  return bytes;
+}
+
+/** Settles when the window that ran out (the stream's first, else the connection's) is granted more. */
+export function creditGranted(stream: SendWindow, connection: SendWindow): Promise<void> {
+  return (stream.available <= 0 ? stream : connection).whenGranted();
+}
+
+/**
  * Grants for what we receive. Bytes are counted as they leave towards their destination (the local
  * service read them, or we threw them away), and granted back in batches of at least a quarter of
  * the window: one WindowUpdate per 256 KiB of a 1 MiB window instead of one per frame, while the

@@ -11,7 +11,7 @@ import {
   type StreamOpenData,
 } from '../tunnel/protocol.ts';
 import { pathWithoutQuery } from './events.ts';
-import { GrantBatcher, SendWindow, isFlowControlled } from './flow-control.ts';
+import { GrantBatcher, SendWindow, creditGranted, isFlowControlled, takeCredit } from './flow-control.ts';
 import { localRequestHeaders, responseHeaderPairs } from './headers.ts';
 import { describeLocalError } from './local-error.ts';
 import { RequestBody } from './request-body.ts';
@@ -224,19 +224,15 @@ export class HttpStream implements RelayStream {
     do {
       let pieceBytes = Math.min(MAX_FRAME_PAYLOAD_BYTES, chunk.byteLength - offset);
       if (pieceBytes > 0 && flow !== undefined && this.sendWindow !== undefined) {
-        const creditBytes = Math.min(this.sendWindow.available, flow.sendWindow.available);
-        if (creditBytes <= 0) {
+        const credit = takeCredit(this.sendWindow, flow.sendWindow, pieceBytes);
+        if (credit === 0) {
           // Out of credit: the local body stays unread (TCP pushes back on the local service)
           // until the server grants more.
-          const exhausted = this.sendWindow.available <= 0 ? this.sendWindow : flow.sendWindow;
-          await Promise.race([exhausted.whenGranted(), this.aborted]);
+          await Promise.race([creditGranted(this.sendWindow, flow.sendWindow), this.aborted]);
           if (this.finished) return false;
           continue;
         }
-        pieceBytes = Math.min(pieceBytes, creditBytes);
-        // Taken before the await below, so concurrent streams never spend the same connection credit.
-        this.sendWindow.take(pieceBytes);
-        flow.sendWindow.take(pieceBytes);
+        pieceBytes = credit;
       }
       const last = offset + pieceBytes >= chunk.byteLength;
       const frame = encodeFrame(this.id, FrameKind.DATA, fin && last ? FLAG_FIN : 0, chunk.subarray(offset, offset + pieceBytes));

@@ -17,7 +17,7 @@ import {
   type WsUpgradeData,
 } from '../tunnel/protocol.ts';
 import { pathWithoutQuery } from './events.ts';
-import { GrantBatcher, SendWindow, isFlowControlled } from './flow-control.ts';
+import { GrantBatcher, SendWindow, creditGranted, isFlowControlled, takeCredit } from './flow-control.ts';
 import { describeUpgradeFailure } from './local-error.ts';
 import type { RelayStream, StreamContext } from './stream-context.ts';
 
@@ -383,18 +383,14 @@ export class WebSocketStream implements RelayStream {
     do {
       let pieceBytes = Math.min(MAX_FRAME_PAYLOAD_BYTES, bytes.byteLength - offset);
       if (flow !== undefined && this.sendWindow !== undefined && pieceBytes > 0) {
-        const creditBytes = Math.min(this.sendWindow.available, flow.sendWindow.available);
-        if (creditBytes <= 0) {
-          const exhausted = this.sendWindow.available <= 0 ? this.sendWindow : flow.sendWindow;
-          await Promise.race([exhausted.whenGranted(), this.stopped]);
+        const credit = takeCredit(this.sendWindow, flow.sendWindow, pieceBytes);
+        if (credit === 0) {
+          await Promise.race([creditGranted(this.sendWindow, flow.sendWindow), this.stopped]);
           if (this.finished) return false;
           if (this.outbox[0] !== item) return true;
           continue;
         }
-        pieceBytes = Math.min(pieceBytes, creditBytes);
-        // Taken before the await below, so concurrent streams never spend the same connection credit.
-        this.sendWindow.take(pieceBytes);
-        flow.sendWindow.take(pieceBytes);
+        pieceBytes = credit;
       }
       const last = offset + pieceBytes === bytes.byteLength;
       const frame = encodeFrame(this.id, kind, last ? FLAG_FIN : 0, bytes.subarray(offset, offset + pieceBytes));
