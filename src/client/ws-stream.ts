@@ -261,7 +261,7 @@ export class WebSocketStream implements RelayStream {
     }
     if (!fin) return;
     this.assembling = undefined;
-    const bytes = message.pieces.length === 1 ? message.pieces[0]! : concat(message.pieces, message.bytes);
+    const bytes = message.pieces.length === 1 ? message.pieces[0]! : Buffer.concat(message.pieces, message.bytes);
     if (message.kind === FrameKind.WS_TEXT) this.socket.send(utf8Decoder.decode(bytes));
     else this.socket.send(bytes);
     this.releaseHeldGrants();
@@ -459,14 +459,4 @@ export function closePayload(code: number, reason: string): Uint8Array {
     // A reason we cannot carry (over 123 bytes): the code still goes.
     return encodeWsClose(code);
   }
-}
-
-function concat(pieces: Uint8Array[], totalBytes: number): Uint8Array {
-  const whole = new Uint8Array(totalBytes);
-  let offset = 0;
-  for (const piece of pieces) {
-    whole.set(piece, offset);
-    offset += piece.byteLength;
-  }
-  return whole;
 }

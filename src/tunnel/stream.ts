@@ -100,7 +100,7 @@ export class HttpStream {
   takeWhole(): Uint8Array | undefined {
     if (!this.finReceived || this.finished || this.stream !== undefined || this.bodyless) return undefined;
     const chunks = this.chunks.splice(0);
-    const whole = chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
+    const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     if (whole.byteLength > 0) {
       this.bytesOut += whole.byteLength;
       this.owner.delivered(this, whole.byteLength);
@@ -214,14 +214,4 @@ export class HttpStream {
     this.owner.ended(this);
     this.resolveDone();
   }
-}
-
-function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.byteLength, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
 }
