@@ -75,11 +75,14 @@ export function createServices(deps: AppDeps) {
 /** The services behind one app. */
 export type Services = ReturnType<typeof createServices>;
 
-/** Builds the application; `services` may be passed in when the caller (tests, CLI) needs the same instances. */
+/**
+ * Builds the application: its routes (`elysia`) and `fetch`, which serves them with a request id on
+ * every answer and one access-log line per request. `services` may be passed in when the caller
+ * (tests, CLI) needs the same instances.
+ */
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
   const limiter = deps.limiter ?? createLimiter(deps.config, services.clock);
-  // The listening server is the app's own, known once it listens.
-  const socketAddress: SocketAddress = deps.socketAddress ?? ((request) => app.server?.requestIP(request)?.address);
+  const socketAddress: SocketAddress = deps.socketAddress ?? (() => undefined);
   const requestLog = new RequestLog(deps.logger, new ClientAddresses(socketAddress, deps.config.trustedProxies));
   const guard = guardPlugin(new Authenticator(services.sessions, services.apiKeys), limiter, (request) => requestLog.client(request));
   // Warm the dummy hash now, so the first login of an unknown email costs what any other does.
@@ -87,10 +90,9 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
 
   // standardHostname off: Elysia otherwise looks for the path's first "/" from index 11 of the URL,
   // which assumes a host of at least 4 characters; `Host: x` made /api/v1/... route as /v1/... (404).
-  // (Behind app.listen() Bun's own router hid this; the one listener in src/server.ts calls app.fetch.)
+  // (Behind app.listen() Bun's own router hid this; the one listener in src/server.ts calls fetch.)
   const app = new Elysia({ handler: { standardHostname: false } })
-    .use(errorsPlugin(deps.logger))
-    .use(requestLog.plugin())
+    .use(errorsPlugin(deps.logger, (request) => requestLog.idOf(request)))
     .use(securityHeadersPlugin())
     .use(bodyPlugin())
     .use(docsPlugin())
@@ -103,6 +105,6 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     // Unknown /api/v1 routes and methods are general-class requests like any other: 429 before 404.
     .all('/api/v1/*', () => {
       throw notFound('Not found');
-    }, { access: { limit: 'general' }, detail: { hide: true } });
-  return app;
+    }, { access: { limit: 'general', body: 'none' }, detail: { hide: true } });
+  return { elysia: app, fetch: requestLog.wrap(app.fetch) };
 }

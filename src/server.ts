@@ -126,7 +126,7 @@ function createHandlers(
   const changes = ChangeWatch.of(options.db.sqlite);
   const relay = new TunnelRelay({
     settings: tunnelSettings({ ...config, publicUrl }, port, options.tunnel),
-    authenticate: (credential) => authenticator.authenticate(credential),
+    authenticate: async (credential) => authenticator.authenticate(credential),
     liveKeyIds: (ids) => services.apiKeys.liveKeyIds(ids),
     dataGeneration: () => changes.generation(),
     logger,
@@ -152,7 +152,7 @@ function createHandlers(
     }
     const authorization = request.headers.get('authorization');
     if (authorization !== null) {
-      const principal = await authenticator.fromHeader(authorization);
+      const principal = authenticator.fromHeader(authorization);
       if (principal === null) return refuse(unauthorized());
       if (principal.kind !== 'api_key') return refuse(forbidden());
     }

@@ -2,10 +2,12 @@
  * Credentials and the per-route guard. The guard runs, in the contract's order: the auth-class bucket
  * (429), the credential (401), the general bucket (429), the credential's permission (403), then the
  * body's media type and JSON (415, 400). It runs as a transform, before Elysia validates the body
- * against the route's schema, so a bad body can never answer ahead of a bad credential.
+ * against the route's schema, so a bad body can never answer ahead of a bad credential. It never
+ * waits on anything, so a guarded route without a body answers synchronously.
  */
 import { Elysia, status } from 'elysia';
-import { decodeJsonBody } from './body.ts';
+import { decodeJsonBody, readRawBody } from './body.ts';
+import { synchronous } from './synchronous.ts';
 import type { ClientAddress } from './client-address.ts';
 import { answerWith, type AppError, forbidden, unauthorized } from './errors.ts';
 import type { LimitClass, RateLimiter } from './rate-limit.ts';
@@ -17,7 +19,7 @@ export type Principal =
 
 /** Resolves an `Authorization` header value to a principal, or null (src/modules/auth/authenticator.ts). */
 export interface CredentialCheck {
-  fromHeader(header: string | null): Promise<Principal | null>;
+  fromHeader(header: string | null): Principal | null;
 }
 
 // The guard's refusals: made once, answered many times (a flood receives them).
@@ -28,9 +30,13 @@ const FORBIDDEN = forbidden();
  * What a route requires. `limit` marks a route without credentials, limited per client IP in that
  * class (`auth` for register/login, `general` for unknown /api/v1 routes); otherwise `auth` names the
  * credentials accepted: `jwt` (changes the account) or `any` (reads), limited per account.
- * `json` routes take a JSON body.
+ *
+ * `body` says what a route does with a request body. `json`: it takes a JSON body. `none`: it takes
+ * none, but its method may carry one, which is read up to the limit (413 past it) and dropped, as the
+ * contract checks the size of every body first. GET routes leave `body` out: Elysia reads no body for
+ * them, and without a body to wait for, they answer synchronously.
  */
-export type Access = { limit: LimitClass; json?: boolean } | { auth: 'jwt' | 'any'; json?: boolean };
+export type Access = ({ limit: LimitClass } | { auth: 'jwt' | 'any' }) & { body?: 'json' | 'none' };
 
 /** What the guard reads from Elysia's context. */
 interface GuardContext {
@@ -41,26 +47,25 @@ interface GuardContext {
 /**
  * The `access` macro: add `{ access: { auth: 'jwt' } }` to a route to guard it.
  * Refusals (429, 401, 403) are returned as Elysia status answers rather than thrown: they are what a
- * flood receives, and a throw through the async hooks plus the error handler costs more than the
- * rest of the refusal. The answer is the one the errors plugin would give (`answerWith`).
+ * flood receives, and a throw through the error handler costs more than the rest of the refusal. The answer is the one the errors plugin would give (`answerWith`).
  */
 export function guardPlugin(credentials: CredentialCheck, limiter: RateLimiter, clientOf: (request: Request) => ClientAddress) {
   const principals = new WeakMap<Request, Principal>();
   return new Elysia({ name: 'http.guard' }).macro({
     access: (access: Access) => {
-      // Arrows with a destructured context, not methods: Elysia reads hooks' source to decide what to
-      // prepare per request (its `sucrose`). It misreads a minified method (`transform(n){`), and a
-      // hook handed the whole context makes it parse cookies, query and headers on every request.
+      // The checks are given to Elysia as `synchronous` hooks (see there): they never wait. `resolve` is
+      // an arrow with a destructured context: Elysia reads its source to decide what to prepare per
+      // request, and a hook handed the whole context makes it parse cookies, query and headers.
       // Elysia answers with a status returned from a transform (its compiled and its dynamic handler
       // both check for one), though its types say a transform returns nothing.
-      const check = async ({ request, set }: GuardContext): Promise<void> => {
+      const check = ({ request, set }: GuardContext): void => {
         const refuse = (error: AppError) => status(error.status as 429, answerWith(set, error)) as unknown as void;
         if ('limit' in access) {
           const refusal = limiter.refusal(access.limit, clientOf(request).key, set.headers);
           if (refusal) return refuse(refusal);
           return;
         }
-        const principal = await credentials.fromHeader(request.headers.get('authorization'));
+        const principal = credentials.fromHeader(request.headers.get('authorization'));
         if (!principal) {
           limiter.record('general', clientOf(request).key, set.headers);
           return refuse(UNAUTHORIZED);
@@ -70,18 +75,19 @@ export function guardPlugin(credentials: CredentialCheck, limiter: RateLimiter, 
         if (access.auth === 'jwt' && principal.kind !== 'jwt') return refuse(FORBIDDEN);
         principals.set(request, principal);
       };
-      // Routes with a JSON body decode it only once the caller has passed: nobody gets the server to
-      // parse JSON without a token to spend. These routes write the body back into the context, so
-      // they pay for the whole-context preparation; none of them is a hot read.
-      const checkThenDecode = async (ctx: GuardContext & { body: unknown }): Promise<void> => {
-        const refusal = await check(ctx);
+      // Routes with a JSON body read it raw (readRawBody) before the guard, and decode it only once the
+      // caller has passed: nobody gets the server to parse JSON without a token to spend. These routes
+      // write the body back into the context, so they pay for the whole-context preparation; none of
+      // them is a hot read.
+      const checkThenDecode = (ctx: GuardContext & { body: unknown }): void => {
+        const refusal = check(ctx);
         if (refusal !== undefined) return refusal;
         ctx.body = decodeJsonBody(ctx.body);
       };
-      return {
-        transform: access.json ? checkThenDecode : check,
-        resolve: ({ request }) => ({ principal: principals.get(request)! }),
-      };
+      const resolve = ({ request }: { request: Request }) => ({ principal: principals.get(request)! });
+      if (access.body === 'json') return { parse: readRawBody, transform: synchronous(checkThenDecode), resolve };
+      if (access.body === 'none') return { parse: readRawBody, transform: synchronous(check), resolve };
+      return { transform: synchronous(check), resolve };
     },
   });
 }

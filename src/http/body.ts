@@ -1,7 +1,8 @@
 /**
- * Request bodies: refused over 64 KiB before anything reads them, read as raw bytes by a global parse
- * hook (so a malformed body cannot answer before the credential is checked), and decoded as JSON only
- * when the route's guard reaches the body step: strict UTF-8, bounded nesting, then JSON.parse.
+ * Request bodies: refused over 64 KiB before anything reads them, read as raw bytes by the parse hook
+ * of the routes that take one (so a malformed body cannot answer before the credential is checked),
+ * and decoded as JSON only when the route's guard reaches the body step: strict UTF-8, bounded
+ * nesting, then JSON.parse. Routes that take no body never read one (Bun discards it).
  */
 import { Elysia } from 'elysia';
 import { AppError } from './errors.ts';
@@ -108,12 +109,17 @@ export function decodeJsonBody(body: unknown): unknown {
   return value;
 }
 
-/** Global body handling: the size check on every request, and raw reading for every body. */
+/**
+ * The parse hook of every route whose method may carry a body (the guard's `access.body`): the raw
+ * bytes, at most MAX_BODY_BYTES of them. GET routes have none: a parse hook makes Elysia's handler of
+ * a route asynchronous, and they answer without awaiting anything.
+ */
+export const readRawBody = async ({ request, contentType }: { request: Request; contentType?: string }) => new RawBody(await readLimited(request), contentType ?? '');
+
+/** The size check on every request: a declared length over the limit is refused before anything else. */
 export function bodyPlugin() {
-  return new Elysia({ name: 'http.body' })
-    .onRequest(({ request }) => {
-      const declared = request.headers.get('content-length');
-      if (declared !== null && Number(declared) > MAX_BODY_BYTES) throw payloadTooLarge();
-    })
-    .onParse({ as: 'global' }, async ({ request, contentType }) => new RawBody(await readLimited(request), contentType ?? ''));
+  return new Elysia({ name: 'http.body' }).onRequest(({ request }) => {
+    const declared = request.headers.get('content-length');
+    if (declared !== null && Number(declared) > MAX_BODY_BYTES) throw payloadTooLarge();
+  });
 }

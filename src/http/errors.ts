@@ -5,7 +5,7 @@
  */
 import { Elysia, ValidationError } from 'elysia';
 import type { Logger } from '../lib/logger.ts';
-import { redactCredentials } from '../lib/redact.ts';
+import { pathOf } from './request-log.ts';
 
 /** The closed list of error codes of the contract. */
 export type ErrorCode =
@@ -85,8 +85,8 @@ export function errorResponse(status: number, code: ErrorCode, message: string, 
 
 /**
  * Puts `error`'s status and headers into Elysia's `set` and returns the envelope's text: Elysia then
- * builds the answer with every header already in `set.headers` (request id, security headers,
- * RateLimit). The error handler answers this way, and so does the guard without throwing at all.
+ * builds the answer with every header already in `set.headers` (security headers, RateLimit). The
+ * error handler answers this way, and so does the guard without throwing at all.
  */
 export function answerWith(set: { status?: unknown; headers: Record<string, unknown> }, error: AppError): string {
   set.status = error.status;
@@ -111,10 +111,10 @@ function describeValidation(error: ValidationError): string {
  * declared after them.
  *
  * It answers through `set` (status, headers) and returns the envelope's text, so Elysia builds the one
- * Response with every header already in `set.headers` (request id, security headers, RateLimit).
+ * Response with every header already in `set.headers` (security headers, RateLimit).
  * Returning a Response of our own would make Elysia copy it into a second one to add those headers.
  */
-export function errorsPlugin(logger: Logger) {
+export function errorsPlugin(logger: Logger, requestIdOf: (request: Request) => string | undefined) {
   return new Elysia({ name: 'http.errors' }).onError({ as: 'global' }, ({ error, code, set, request }) => {
     const answer = (status: number, errorCode: ErrorCode, message: string) => {
       set.status = status;
@@ -133,9 +133,9 @@ export function errorsPlugin(logger: Logger) {
     }
     const err = error as Error;
     logger.error('unhandled error', {
-      request_id: set.headers['x-request-id'],
+      request_id: requestIdOf(request),
       method: request.method,
-      path: redactCredentials(new URL(request.url).pathname),
+      path: pathOf(request.url),
       error: err?.name,
       detail: err?.message,
       stack: err?.stack,

@@ -3,8 +3,14 @@
  * claim is required, and time comes from the caller so tests can move it. Verified signatures are
  * cached: a cached token still has its expiry checked on every call, and session revocation is
  * checked by the caller against the database on every request, so the cache never extends a token's life.
+ *
+ * jose signs. Verification is the few steps HS256 needs, done here synchronously (jose's verify is
+ * asynchronous, and an await in the credential check makes every guarded answer asynchronous): the
+ * one canonical spelling, the HMAC compared in constant time before anything in the token is parsed,
+ * then a header that names HS256 and nothing jose would refuse, then the claims.
  */
-import { SignJWT, jwtVerify } from 'jose';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { SignJWT } from 'jose';
 
 /** Session lifetime: 7 days. */
 export const JWT_TTL_SECONDS = 7 * 24 * 60 * 60;
@@ -37,6 +43,16 @@ export function isCanonicalJwt(token: string): boolean {
   return true;
 }
 
+/** A JSON object from one base64url segment of a token, or null. */
+function decodeSegment(segment: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Signs and verifies session tokens with one secret. */
 export class JwtCodec {
   private readonly key: Uint8Array;
@@ -58,10 +74,10 @@ export class JwtCodec {
   }
 
   /** The claims of a valid, unexpired token at `nowSeconds`, or null. Never throws. */
-  async verify(token: string, nowSeconds: number): Promise<SessionClaims | null> {
+  verify(token: string, nowSeconds: number): SessionClaims | null {
     let claims: SessionClaims | null | undefined = this.verified.get(token);
     if (!claims) {
-      claims = await this.verifySignature(token, nowSeconds);
+      claims = this.verifySignature(token, nowSeconds);
       if (!claims) return null;
       if (this.verified.size >= VERIFIED_CACHE_MAX) this.evictOldestHalf();
       this.verified.set(token, claims);
@@ -70,22 +86,23 @@ export class JwtCodec {
     return claims;
   }
 
-  private async verifySignature(token: string, nowSeconds: number): Promise<SessionClaims | null> {
+  private verifySignature(token: string, nowSeconds: number): SessionClaims | null {
     if (!isCanonicalJwt(token)) return null;
-    try {
-      const { payload } = await jwtVerify(token, this.key, {
-        algorithms: ['HS256'],
-        requiredClaims: ['sub', 'jti', 'iat', 'exp'],
-        currentDate: new Date(nowSeconds * 1000),
-      });
-      const { sub, jti, iat, exp } = payload;
-      if (typeof sub !== 'string' || typeof jti !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') return null;
-      // A token claiming a longer life than we ever issue was not made by this server's rules.
-      if (exp - iat > JWT_TTL_SECONDS) return null;
-      return { sub, jti, iat, exp };
-    } catch {
-      return null;
-    }
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const expected = createHmac('sha256', this.key).update(`${header}.${payload}`).digest();
+    const presented = Buffer.from(signature, 'base64url');
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return null;
+    const protectedHeader = decodeSegment(header);
+    // What jose refuses as well: another algorithm, and extensions it does not know (`crit`, `b64`).
+    if (protectedHeader?.alg !== 'HS256' || 'crit' in protectedHeader || 'b64' in protectedHeader) return null;
+    const claims = decodeSegment(payload);
+    if (!claims) return null;
+    const { sub, jti, iat, exp, nbf } = claims;
+    if (typeof sub !== 'string' || typeof jti !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') return null;
+    if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowSeconds)) return null;
+    // A token claiming a longer life than we ever issue was not made by this server's rules.
+    if (exp - iat > JWT_TTL_SECONDS) return null;
+    return { sub, jti, iat, exp };
   }
 
   /** Verified tokens held in memory; never more than VERIFIED_CACHE_MAX. */

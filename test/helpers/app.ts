@@ -65,7 +65,7 @@ export function makeTestApp(env: Record<string, string> = {}, deps: Partial<AppD
     }
     if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
     if (init.peer !== undefined) headers[PEER_HEADER] = init.peer;
-    return app.handle(new Request(`http://localhost${path}`, { method, headers, body }));
+    return Promise.resolve(app.fetch(new Request(`http://localhost${path}`, { method, headers, body })));
   };
 
   const register: TestApp['register'] = async (email = uniqueEmail(), password = GOOD_PASSWORD) => {

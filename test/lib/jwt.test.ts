@@ -1,10 +1,19 @@
 /** Session token signing and verification. */
 import { describe, expect, it } from 'bun:test';
+import { createHmac } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { isCanonicalJwt, JwtCodec, JWT_TTL_SECONDS } from '../../src/lib/jwt.ts';
 
 const SECRET = 'a-secret-of-more-than-thirty-two-bytes!!';
 const NOW = 1_800_000_000;
+
+const segment = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+/** A token with any header and payload, carrying a valid HS256 signature under `secret`. */
+function handMade(header: unknown, payload: unknown, secret = SECRET): string {
+  const signed = `${segment(header)}.${segment(payload)}`;
+  return `${signed}.${createHmac('sha256', secret).update(signed).digest('base64url')}`;
+}
+const CLAIMS = { sub: 'u', jti: 's', iat: NOW, exp: NOW + 10 };
 
 describe('JwtCodec', () => {
   it('signs HS256 tokens with sub, jti, iat and exp = iat + 7 days', async () => {
@@ -38,6 +47,57 @@ describe('JwtCodec', () => {
     const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setJti('s').setIssuedAt(NOW).setExpirationTime(NOW + 10).sign(key);
     const noExp = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('u').setJti('s').setIssuedAt(NOW).sign(key);
     for (const token of [hs384, noSub, noExp]) expect(await codec.verify(token, NOW)).toBeNull();
+  });
+
+  it('answers synchronously, so the credential check never waits', async () => {
+    const codec = new JwtCodec(SECRET);
+    const token = await codec.sign('u', 's', NOW);
+    // Twice: the first call checks the signature, the second answers from the cache.
+    for (let i = 0; i < 2; i++) expect(codec.verify(token, NOW)).toEqual({ sub: 'u', jti: 's', iat: NOW, exp: NOW + JWT_TTL_SECONDS });
+  });
+
+  it('accepts what jose accepts: a validly signed HS256 token, with other header fields and claims', () => {
+    const codec = new JwtCodec(SECRET);
+    expect(codec.verify(handMade({ alg: 'HS256', typ: 'JWT' }, CLAIMS), NOW)).toEqual(CLAIMS);
+    expect(codec.verify(handMade({ alg: 'HS256', kid: 'k1' }, { ...CLAIMS, scope: 'x', nbf: NOW - 5 }), NOW)).toEqual(CLAIMS);
+  });
+
+  it('refuses a valid HMAC under a header or payload jose would refuse', () => {
+    const codec = new JwtCodec(SECRET);
+    const refused: Array<[unknown, unknown]> = [
+      [{ alg: 'none' }, CLAIMS],
+      [{ alg: 'HS512' }, CLAIMS],
+      [{ typ: 'JWT' }, CLAIMS],
+      [{ alg: 'HS256', crit: ['exp'] }, CLAIMS],
+      [{ alg: 'HS256', b64: false }, CLAIMS],
+      [['HS256'], CLAIMS],
+      [{ alg: 'HS256' }, [CLAIMS]],
+      [{ alg: 'HS256' }, 'a string'],
+      [{ alg: 'HS256' }, { ...CLAIMS, nbf: NOW + 1 }],
+      [{ alg: 'HS256' }, { ...CLAIMS, nbf: 'soon' }],
+      [{ alg: 'HS256' }, { ...CLAIMS, iat: String(NOW) }],
+      [{ alg: 'HS256' }, { ...CLAIMS, sub: 42 }],
+      [{ alg: 'HS256' }, { ...CLAIMS, exp: NOW }],
+    ];
+    for (const [header, payload] of refused) expect(codec.verify(handMade(header, payload), NOW)).toBeNull();
+    // Not JSON at all, signed.
+    const signed = `${Buffer.from('{"alg":"HS256"').toString('base64url')}.${segment(CLAIMS)}`;
+    expect(codec.verify(`${signed}.${createHmac('sha256', SECRET).update(signed).digest('base64url')}`, NOW)).toBeNull();
+  });
+
+  it('refuses a signature that differs in any byte, or is shorter or longer', () => {
+    const codec = new JwtCodec(SECRET);
+    const token = handMade({ alg: 'HS256' }, CLAIMS);
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const bytes = Buffer.from(signature, 'base64url');
+    for (let i = 0; i < bytes.length; i++) {
+      const flipped = Buffer.from(bytes);
+      flipped[i]! ^= 0x01;
+      expect(codec.verify(`${header}.${payload}.${flipped.toString('base64url')}`, NOW)).toBeNull();
+    }
+    expect(codec.verify(`${header}.${payload}.${bytes.subarray(0, 31).toString('base64url')}`, NOW)).toBeNull();
+    expect(codec.verify(`${header}.${payload}.${Buffer.concat([bytes, Buffer.from([0])]).toString('base64url')}`, NOW)).toBeNull();
+    expect(codec.verify(handMade({ alg: 'HS256' }, CLAIMS, 'another-secret-of-more-than-32-bytes!!'), NOW)).toBeNull();
   });
 
   it('stays bounded when fed many distinct valid tokens', async () => {

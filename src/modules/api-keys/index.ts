@@ -1,6 +1,7 @@
 /** Routes: GET/POST /api/v1/api-keys, DELETE /api/v1/api-keys/{id}. */
 import { Elysia } from 'elysia';
 import type { guardPlugin } from '../../http/auth.ts';
+import { synchronous } from '../../http/synchronous.ts';
 import { errorResponses } from '../../http/error-responses.ts';
 import { noContent } from '../../http/openapi-document.ts';
 import { ApiKeyList, ApiKeyParams, CreateApiKeyBody, CreateApiKeyRequestBody, CreatedApiKey } from './model.ts';
@@ -10,7 +11,7 @@ import type { ApiKeyService } from './service.ts';
 export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: ApiKeyService) {
   return new Elysia({ name: 'modules.api-keys', prefix: '/api/v1/api-keys', detail: { tags: ['api-keys'] } })
     .use(guard)
-    .get('', ({ principal }) => apiKeys.list(principal.userId), {
+    .get('', synchronous(({ principal }) => apiKeys.list(principal.userId)), {
       access: { auth: 'any' },
       response: { 200: ApiKeyList, ...errorResponses(['unauthorized', 'payload_too_large', 'rate_limited']) },
       detail: { summary: "The caller's API keys, newest first", security: [{ jwt: [] }, { apiKey: [] }] },
@@ -24,7 +25,7 @@ export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: Api
         return { api_key: created.apiKey, key: created.key };
       },
       {
-        access: { auth: 'jwt', json: true },
+        access: { auth: 'jwt', body: 'json' },
         body: CreateApiKeyBody,
         response: {
           201: CreatedApiKey,
@@ -47,7 +48,7 @@ export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: Api
         set.status = 204;
       },
       {
-        access: { auth: 'jwt' },
+        access: { auth: 'jwt', body: 'none' },
         params: ApiKeyParams,
         response: errorResponses(['unauthorized', 'forbidden', 'not_found', 'payload_too_large', 'rate_limited']),
         detail: {

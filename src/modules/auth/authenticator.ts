@@ -19,7 +19,7 @@ export class Authenticator {
   ) {}
 
   /** The principal behind an `Authorization: Bearer <credential>` header value. */
-  async fromHeader(header: string | null): Promise<Principal | null> {
+  fromHeader(header: string | null): Principal | null {
     if (header === null || header.length > MAX_CREDENTIAL_LENGTH) return null;
     const space = header.indexOf(' ');
     if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') return null;
@@ -27,13 +27,13 @@ export class Authenticator {
   }
 
   /** The principal behind a bare credential: an `exp_k1_` key, or else a session token. */
-  async authenticate(credential: string): Promise<Principal | null> {
+  authenticate(credential: string): Principal | null {
     if (credential.length === 0 || credential.length > MAX_CREDENTIAL_LENGTH) return null;
     if (credential.startsWith(API_KEY_PREFIX)) {
       const key = this.apiKeys.authenticate(credential);
       return key && { kind: 'api_key', userId: key.userId, keyId: key.keyId };
     }
-    const session = await this.sessions.authenticate(credential);
+    const session = this.sessions.authenticate(credential);
     return session && { kind: 'jwt', userId: session.userId, sessionId: session.sessionId };
   }
 }

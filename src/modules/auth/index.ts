@@ -20,7 +20,7 @@ export function authRoutes(guard: ReturnType<typeof guardPlugin>, auth: AuthServ
         return auth.register(body.email, body.password);
       },
       {
-        access: { limit: 'auth', json: true },
+        access: { limit: 'auth', body: 'json' },
         body: Credentials,
         response: {
           201: AuthAnswer,
@@ -38,7 +38,7 @@ export function authRoutes(guard: ReturnType<typeof guardPlugin>, auth: AuthServ
         return auth.login(body.email, body.password);
       },
       {
-        access: { limit: 'auth', json: true },
+        access: { limit: 'auth', body: 'json' },
         body: Credentials,
         response: {
           200: AuthAnswer,
@@ -56,7 +56,7 @@ export function authRoutes(guard: ReturnType<typeof guardPlugin>, auth: AuthServ
         set.status = 204;
       },
       {
-        access: { auth: 'jwt' },
+        access: { auth: 'jwt', body: 'none' },
         response: errorResponses(['unauthorized', 'forbidden', 'payload_too_large', 'rate_limited']),
         detail: {
           summary: 'End this session: the token is refused from the next request on',

@@ -1,6 +1,7 @@
 /** Routes: GET /api/v1/tunnels, GET/DELETE /api/v1/tunnels/{id}. General-class API routes like any other. */
 import { Elysia, t } from 'elysia';
 import type { guardPlugin } from '../../http/auth.ts';
+import { synchronous } from '../../http/synchronous.ts';
 import { errorResponses } from '../../http/error-responses.ts';
 import { noContent } from '../../http/openapi-document.ts';
 import { Tunnel, TunnelParams } from './model.ts';
@@ -14,12 +15,12 @@ const SECURITY: Record<string, string[]>[] = [{ jwt: [] }, { apiKey: [] }];
 export function tunnelRoutes(guard: ReturnType<typeof guardPlugin>, tunnels: TunnelService) {
   return new Elysia({ name: 'modules.tunnels', prefix: '/api/v1/tunnels', detail: { tags: ['tunnels'] } })
     .use(guard)
-    .get('', ({ principal }) => tunnels.list(principal.userId), {
+    .get('', synchronous(({ principal }) => tunnels.list(principal.userId)), {
       access: { auth: 'any' },
       response: { 200: t.Array(Tunnel), ...READ_ERRORS },
       detail: { summary: "The caller's live tunnels, newest first", security: SECURITY },
     })
-    .get('/:id', ({ principal, params }) => tunnels.get(principal.userId, params.id), {
+    .get('/:id', synchronous(({ principal, params }) => tunnels.get(principal.userId, params.id)), {
       access: { auth: 'any' },
       params: TunnelParams,
       response: { 200: Tunnel, ...ONE_ERRORS },
@@ -32,7 +33,7 @@ export function tunnelRoutes(guard: ReturnType<typeof guardPlugin>, tunnels: Tun
         set.status = 204;
       },
       {
-        access: { auth: 'any' },
+        access: { auth: 'any', body: 'none' },
         params: TunnelParams,
         response: ONE_ERRORS,
         detail: {

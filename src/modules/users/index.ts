@@ -1,6 +1,7 @@
 /** Routes: GET /api/v1/users/me, PUT /api/v1/users/me/password. */
 import { Elysia } from 'elysia';
 import type { guardPlugin } from '../../http/auth.ts';
+import { synchronous } from '../../http/synchronous.ts';
 import { errorResponses } from '../../http/error-responses.ts';
 import { forbidden, unauthorized } from '../../http/errors.ts';
 import { PASSWORD_MIN_LENGTH_FLOOR } from '../../lib/password.ts';
@@ -13,11 +14,11 @@ export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserSer
     .use(guard)
     .get(
       '/me',
-      ({ principal }) => {
+      synchronous(({ principal }) => {
         const user = users.view(principal.userId);
         if (!user) throw unauthorized();
         return user;
-      },
+      }),
       {
         access: { auth: 'any' },
         response: { 200: User, ...errorResponses(['unauthorized', 'payload_too_large', 'rate_limited']) },
@@ -33,7 +34,7 @@ export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserSer
         return { message: 'Password updated successfully' };
       },
       {
-        access: { auth: 'jwt', json: true },
+        access: { auth: 'jwt', body: 'json' },
         body: ChangePasswordBody,
         response: {
           200: MessageBody,
