@@ -24,6 +24,8 @@ import { parseArgs } from 'node:util';
 import { judgeGrowth, type ResourceSample } from './lib/growth.ts';
 import { BUN, CORES, freePort, openFds, pinned, readTaggedLine, rssBytes, stop, type Child } from './lib/process.ts';
 import { percentile, round } from './lib/stats.ts';
+// Seeded (Mulberry32): the chaos schedule and the traffic mix of a run can be replayed with --seed.
+import { seededRandom } from '../test/reliability/helpers.ts';
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -94,17 +96,6 @@ const MAX_DOWN = Math.max(1, Math.floor(TUNNELS / 4));
 const DOWNLOAD_FILL = 120; // bench/servers/tunnel-origin.ts fills downloads with this byte
 const HELLO = 'Hello, world';
 
-/** Mulberry32, seeded: the chaos schedule and the traffic mix of a run can be replayed with --seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = seededRandom(SEED);
 const between = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
 

@@ -3,6 +3,8 @@
  * process. `GET /` answers a small hello, `GET /download?bytes=N` streams N bytes, `POST /upload`
  * reads the body and answers its length, and `/ws` is a WebSocket echo. Prints `READY {"port":N}`.
  */
+import { repeatedBody } from '../lib/bytes.ts';
+
 const CHUNK = new Uint8Array(1024 * 1024).fill(120);
 
 const server = Bun.serve({
@@ -19,19 +21,7 @@ const server = Bun.serve({
     }
     if (url.pathname === '/download') {
       const total = Number(url.searchParams.get('bytes') ?? '0');
-      let sent = 0;
-      const body = new ReadableStream<Uint8Array>(
-        {
-          pull(controller) {
-            const left = total - sent;
-            const piece = left < CHUNK.byteLength ? CHUNK.subarray(0, left) : CHUNK;
-            sent += piece.byteLength;
-            controller.enqueue(piece);
-            if (sent >= total) controller.close();
-          },
-        },
-        { highWaterMark: 0 },
-      );
+      const body = repeatedBody(CHUNK, total);
       return new Response(body, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(total) } });
     }
     if (url.pathname === '/upload') {

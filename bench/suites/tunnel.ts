@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUN, CORES, cpuMs, freePort, pinned, readTaggedLine, rssBytes, stop, type Child } from '../lib/process.ts';
+import { repeatedBody } from '../lib/bytes.ts';
 import { median, percentile, round } from '../lib/stats.ts';
 import { parseWrk, runWrk, type LoadSpec, type WrkResult } from '../lib/wrk.ts';
 import { openMuxTunnels, type MuxTunnel } from '../lib/mux-tunnel.ts';
@@ -265,19 +266,7 @@ async function measureTransfer(sides: Side[], options: TunnelOptions) {
     return (total / 1e6 / (performance.now() - started)) * 1000;
   };
   const upload = async (side: Side) => {
-    let sent = 0;
-    const body = new ReadableStream<Uint8Array>(
-      {
-        pull(controller) {
-          const left = total - sent;
-          const piece = left < chunk.byteLength ? chunk.subarray(0, left) : chunk;
-          sent += piece.byteLength;
-          controller.enqueue(piece);
-          if (sent >= total) controller.close();
-        },
-      },
-      { highWaterMark: 0 },
-    );
+    const body = repeatedBody(chunk, total);
     const started = performance.now();
     const res = await fetch(`${side.url}upload`, { method: 'POST', headers: { ...side.headers, 'content-length': String(total) }, body, duplex: 'half' } as RequestInit);
     const text = await res.text();
