@@ -21,3 +21,23 @@ describe('the API behind the one listener', () => {
     });
   }
 });
+
+describe('start-up with TLS off', () => {
+  /** The modules a fresh process has loaded after importing `entries`, among those named by `pattern`. */
+  async function loadedAfter(entries: string[], pattern: string): Promise<string[]> {
+    const script = `${entries.map((entry) => `await import(${JSON.stringify(entry)});`).join('')}
+      console.log(JSON.stringify(Object.keys(require.cache).filter((path) => new RegExp(${JSON.stringify(pattern)}).test(path))));`;
+    const child = Bun.spawn([process.execPath, '--no-env-file', '-e', script], { stdout: 'pipe', stderr: 'inherit' });
+    const out = await new Response(child.stdout).text();
+    expect(await child.exited).toBe(0);
+    return JSON.parse(out) as string[];
+  }
+  const SRC = `${import.meta.dir}/../src`;
+  const TLS_STACK = 'node_modules/acme-client/|src/tls/(acme|acme-source|file-source|certificate)\\.ts$';
+
+  it('loads neither acme-client nor the certificate sources (they cost most of the time to the first answer)', async () => {
+    expect(await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/server.ts`], TLS_STACK)).toEqual([]);
+    // The same look finds them once they are imported, as listenTls does with TLS on.
+    expect((await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/tls/acme-source.ts`, `${SRC}/tls/file-source.ts`], TLS_STACK)).length).toBeGreaterThanOrEqual(4);
+  });
+});
