@@ -40,7 +40,7 @@ export interface AppDeps {
   logger: Logger;
   clock?: Clock;
   hasher?: PasswordHasher;
-  /** Where the caller's socket address comes from; tests inject one since app.handle() has no socket. */
+  /** Where the caller's socket address comes from: the listener's; tests inject one, as an app called directly has no socket. */
   socketAddress?: SocketAddress;
   /** The live tunnels, for the tunnels API (src/tunnel/relay.ts); none when the app runs without a relay. */
   tunnels?: TunnelDirectory;

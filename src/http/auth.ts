@@ -47,7 +47,8 @@ interface GuardContext {
 /**
  * The `access` macro: add `{ access: { auth: 'jwt' } }` to a route to guard it.
  * Refusals (429, 401, 403) are returned as Elysia status answers rather than thrown: they are what a
- * flood receives, and a throw through the error handler costs more than the rest of the refusal. The answer is the one the errors plugin would give (`answerWith`).
+ * flood receives, and a throw through the error handler costs more than the rest of the refusal. The
+ * answer is the one the errors plugin would give (`answerWith`).
  */
 export function guardPlugin(credentials: CredentialCheck, limiter: RateLimiter, clientOf: (request: Request) => ClientAddress) {
   const principals = new WeakMap<Request, Principal>();

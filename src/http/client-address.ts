@@ -5,12 +5,12 @@
  */
 import { clientIp, rateLimitKey, type Cidr } from '../lib/client-ip.ts';
 
-/** The peer address of a request as the listener saw it; tests inject one since app.handle() has no socket. */
+/** The peer address of a request as the listener saw it; tests inject one, as an app called directly has no socket. */
 export type SocketAddress = (request: Request) => string | undefined;
 
 /** A caller's address, in both forms the server uses. */
 export interface ClientAddress {
-  /** Canonical address, for the log; undefined only without a socket address (app.handle() in tests). */
+  /** Canonical address, for the log; undefined only without a socket address (an app called directly, in tests). */
   readonly ip: string | undefined;
   /** The rate-limit bucket of an anonymous caller: `ip:` and the address, IPv6 by /64. */
   readonly key: string;

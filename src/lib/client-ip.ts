@@ -208,7 +208,7 @@ export function clientIp(socketAddress: string | undefined, forwardedFor: string
  * The rate-limit key for a client address. IPv4 as is; IPv6 by /64 (`2001:db8:1:2::/64`), because
  * one subscriber usually gets a whole /64 and could otherwise rotate through 2^64 keys.
  * A missing or unparsable address maps to one shared `unknown` key. That only happens without a
- * socket address (e.g. `app.handle()` in tests; a real listener always has one, and `clientIp` never
+ * socket address (e.g. an app called directly in tests; a real listener always has one, and `clientIp` never
  * returns garbage), so sharing one bucket there costs nothing and cannot be abused from the network.
  */
 export function rateLimitKey(ip: string | undefined): string {

@@ -42,7 +42,7 @@ describe('ClientAddresses', () => {
     expect(addresses.of(request()).ip).toBe('10.0.0.1');
   });
 
-  it('shares one unknown bucket when there is no socket address (app.handle() without a listener)', () => {
+  it('shares one unknown bucket when there is no socket address (an app called without a listener)', () => {
     const { peer, addresses, request } = lookup();
     peer.address = undefined;
     expect(addresses.of(request())).toEqual({ ip: undefined, key: 'ip:unknown' });

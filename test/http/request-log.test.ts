@@ -26,7 +26,7 @@ describe('requestIdFrom', () => {
   });
 });
 
-describe('request log plugin', () => {
+describe('request log', () => {
   it('puts an X-Request-Id on every answer: success, error envelope, unknown route, body too large', async () => {
     const t = makeTestApp();
     const answers = await Promise.all([

@@ -1,5 +1,5 @@
 /**
- * Header abuse against a real listener (header limits live in the HTTP layer, which app.handle()
+ * Header abuse against a real listener (header limits live in the HTTP layer, which calling the app
  * skips): oversized Authorization headers, floods of headers, bytes that do not belong in a header,
  * and bearer values of every length. Every answer is a 4xx, and the server stays healthy throughout.
  */
