@@ -5,6 +5,7 @@
 import { LOG_LEVELS, type LogLevel } from './lib/logger.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH_FLOOR } from './lib/password.ts';
 import { parseCidrList, parseIp, type Cidr } from './lib/client-ip.ts';
+import { routeHost } from './tunnel/host.ts';
 
 /** The validated settings the server runs with. */
 export interface Config {
@@ -358,8 +359,9 @@ function checkTls(config: Config, nameOf: (key: keyof Config) => string): void {
   if (config.httpsPort !== 0 && config.httpsPort === config.httpPort) {
     throw new ConfigError(`${nameOf('httpPort')}: must differ from ${nameOf('httpsPort')} (both are ${config.httpPort})`);
   }
-  if (config.apiHost !== undefined && config.apiHost.endsWith(`.${config.tunnelDomain}`) && !config.apiHost.slice(0, -config.tunnelDomain.length - 1).includes('.')) {
-    throw new ConfigError(`${nameOf('apiHost')}: ${config.apiHost} is a tunnel host (one label under ${config.tunnelDomain}); use e.g. ${config.tunnelDomain} itself or a name outside it`);
+  // The listener's own rule: every name under the tunnel domain is tunnel traffic and never the API.
+  if (config.apiHost !== undefined && routeHost(config.apiHost, config.tunnelDomain).side === 'tunnel') {
+    throw new ConfigError(`${nameOf('apiHost')}: ${config.apiHost} is a tunnel host (under ${config.tunnelDomain}); use e.g. ${config.tunnelDomain} itself or a name outside it`);
   }
   if (config.tlsMode === 'files') {
     need('tlsCertFile', 'when EXPOSE_TLS=files (the PEM certificate chain)');

@@ -32,6 +32,8 @@ describe('TLS settings', () => {
     ["EXPOSE_API_HOST: required when EXPOSE_TLS=acme (the API's host name", { EXPOSE_TLS: 'acme' }],
     ['EXPOSE_API_HOST: "localhost" is not a host name', { ...ACME, EXPOSE_API_HOST: 'localhost' }],
     ['EXPOSE_API_HOST: api.expose.example.com is a tunnel host', { ...ACME, EXPOSE_API_HOST: 'api.expose.example.com' }],
+    // Deeper names too: the listener sends everything under the tunnel domain to the tunnels (404 there).
+    ['EXPOSE_API_HOST: a.b.expose.example.com is a tunnel host', { ...ACME, EXPOSE_API_HOST: 'a.b.expose.example.com' }],
     ['EXPOSE_TLS_CERT_FILE: required when EXPOSE_TLS=files', { EXPOSE_TLS: 'files' }],
     ['EXPOSE_TLS_KEY_FILE: required when EXPOSE_TLS=files', { EXPOSE_TLS: 'files', EXPOSE_TLS_CERT_FILE: '/etc/cert.pem' }],
     ['EXPOSE_HTTP_PORT: must differ from EXPOSE_HTTPS_PORT', { ...ACME, EXPOSE_HTTPS_PORT: '8443', EXPOSE_HTTP_PORT: '8443' }],
