@@ -3,6 +3,7 @@
  * fetch, StreamResponse and DATA frames out, within the flow-control windows when they are on.
  */
 import {
+  announcesWholeBody,
   FLAG_FIN,
   FrameKind,
   MAX_FRAME_PAYLOAD_BYTES,
@@ -21,15 +22,7 @@ import type { RelayStream, StreamContext } from './stream-context.ts';
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 /** Statuses whose response has no body, whatever the local service wrote (RFC 9110 §6.4.1). */
 const BODYLESS_STATUSES = new Set([204, 205, 304]);
-/** Bodies up to this size, when their Content-Length says so, are read whole and sent as one frame. */
-const SMALL_BODY_BYTES = MAX_FRAME_PAYLOAD_BYTES;
 const EMPTY = new Uint8Array(0);
-
-/** A response whose Content-Length announces a body of at most SMALL_BODY_BYTES. */
-function isSmall(response: Response): boolean {
-  const length = response.headers.get('content-length');
-  return length !== null && /^\d{1,5}$/.test(length) && Number(length) <= SMALL_BODY_BYTES;
-}
 
 /** The log's note for a request the visitor (or the server) abandoned. */
 const VISITOR_LEFT = 'visitor went away';
@@ -163,7 +156,7 @@ export class HttpStream implements RelayStream {
       if (this.respond(response)) await this.endResponse();
       return;
     }
-    if (isSmall(response)) {
+    if (announcesWholeBody(response.headers.get('content-length'))) {
       // Read whole first, then head and body go out back to back: the server can answer the visitor
       // in one piece, and the body needs one frame (its FIN included) instead of two.
       let whole: Uint8Array;

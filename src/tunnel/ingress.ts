@@ -7,7 +7,7 @@ import type { Server } from 'bun';
 import type { ClientAddresses } from '../http/client-address.ts';
 import { cidrContains, type Cidr, parseIp } from '../lib/client-ip.ts';
 import type { Logger } from '../lib/logger.ts';
-import { connectionOptions, type HeaderPair, isHopByHopHeader, STREAM_ERROR_ORIGIN_TIMEOUT } from './protocol.ts';
+import { announcesWholeBody, connectionOptions, type HeaderPair, isHopByHopHeader, MAX_FRAME_PAYLOAD_BYTES, STREAM_ERROR_ORIGIN_TIMEOUT } from './protocol.ts';
 import type { MemoryTunnelRegistry } from './registry.ts';
 import type { LiveTunnel } from './session.ts';
 import type { TunnelSettings } from './settings.ts';
@@ -27,8 +27,8 @@ function isWebSocketUpgrade(request: Request): boolean {
   return request.method === 'GET' && request.headers.get('upgrade')?.toLowerCase() === 'websocket';
 }
 
-/** Statuses whose answer never has a body. */
-const isBodylessStatus = (status: number) => status === 204 || status === 304 || (status >= 100 && status < 200);
+/** Statuses whose answer never has a body (1xx never gets this far: see `relay`). */
+const isBodylessStatus = (status: number) => status === 204 || status === 304;
 
 /**
  * A `Set-Cookie` with `Domain` set to the tunnel domain or a parent of it would reach every tunnel and
@@ -103,11 +103,16 @@ export class Ingress {
     }
     const responseHeaders = this.responseHeaders(head.headers);
     const bodyless = request.method === 'HEAD' || isBodylessStatus(head.status);
+    let whole: Uint8Array | undefined;
     if (bodyless) opened.discardBody();
-    // A small answer's body usually arrives right behind its head: one turn of the event loop lets
-    // it land, so it goes out whole (with its Content-Length, in one write) instead of as a stream.
-    else if (!opened.bodyArrived) await nextTurn();
-    const whole = bodyless ? undefined : opened.takeWhole();
+    else if (announcesWholeBody(responseHeaders.get('content-length'))) {
+      // A small answer's body comes right behind its head, in one frame (the client's rule): one turn
+      // of the event loop lets it land, so it goes out whole, with its Content-Length, in one write.
+      if (!opened.bodyArrived) await nextTurn();
+      // Bun gives a byte body without a Content-Type `application/octet-stream` (a stream, none): an
+      // answer the local service sent untyped is taken whole only when it is empty.
+      whole = opened.takeWhole(responseHeaders.has('content-type') ? MAX_FRAME_PAYLOAD_BYTES : 0);
+    }
     void opened.done.then(() => this.log(request, startNs, head.status, tunnel, opened));
     return new Response(bodyless ? null : (whole ?? opened.body), { status: head.status, headers: responseHeaders });
   }

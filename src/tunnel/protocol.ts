@@ -186,6 +186,15 @@ export function isHopByHopHeader(name: string): boolean {
   return HOP_BY_HOP_HEADERS.has(lower) || lower.startsWith('proxy-');
 }
 
+/**
+ * Whether a response's `Content-Length` announces a body small enough to travel whole: the client
+ * reads such a body before answering and sends it as one DATA frame carrying the FIN, and the server
+ * waits a moment for that frame so it can answer with the body in one piece. Anything else streams.
+ */
+export function announcesWholeBody(contentLength: string | null | undefined): boolean {
+  return contentLength != null && /^\d{1,5}$/.test(contentLength) && Number(contentLength) <= MAX_FRAME_PAYLOAD_BYTES;
+}
+
 /** The header names that `Connection` header values list: hop-by-hop too, for that one message (lower-cased). */
 export function connectionOptions(values: Iterable<string>): Set<string> {
   const names = new Set<string>();

@@ -1,9 +1,11 @@
 /**
  * One visitor HTTP request relayed through a tunnel: the response head the client will send, and the
- * response body, either whole (when it has all arrived by the time the head is answered: most small
+ * response body, either whole (when it came in one frame by the time the head is answered: most small
  * answers) or as a ReadableStream fed by the client's DATA frames. The visitor's reading paces the
  * stream: bytes are acknowledged (flow-control grants) only as the visitor's connection takes them.
  */
+
+const EMPTY = new Uint8Array(0);
 
 /** Status and headers from the client's StreamResponse. */
 export interface ResponseHead {
@@ -93,19 +95,21 @@ export class HttpStream {
   }
 
   /**
-   * The whole response body, if every byte of it (its FIN included) has already arrived and nobody
-   * reads it as a stream: handed over in one piece, which ends the stream. Undefined otherwise.
-   * At most one stream window of bytes can be waiting here, so the copy is bounded.
+   * The whole response body, if it came in at most one DATA frame (its FIN received) of at most
+   * `maxBytes`, and nobody reads it as a stream: handed over in one piece, which ends the stream.
+   * Undefined otherwise. One frame at most (64 KiB): a body handed over is no longer counted by any
+   * window while it waits for a visitor who may never read it.
    */
-  takeWhole(): Uint8Array | undefined {
-    if (!this.finReceived || this.finished || this.stream !== undefined || this.bodyless) return undefined;
-    const chunks = this.chunks.splice(0);
-    const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  takeWhole(maxBytes: number): Uint8Array | undefined {
+    if (!this.finReceived || this.finished || this.stream !== undefined || this.chunks.length > 1) return undefined;
+    const whole = this.chunks[0] ?? EMPTY;
+    if (whole.byteLength > maxBytes) return undefined;
+    this.chunks.length = 0;
     if (whole.byteLength > 0) {
       this.bytesOut += whole.byteLength;
       this.owner.delivered(this, whole.byteLength);
-      this.owner.consumed(this, whole.byteLength);
     }
+    // Ending the stream gives its bytes back to the connection window (the session's `ended`).
     this.end();
     return whole;
   }

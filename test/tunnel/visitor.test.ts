@@ -97,7 +97,7 @@ describe('visitor requests through a tunnel', () => {
   });
 
   it('gives an answer whose body arrived with its head a Content-Length, and streams a body still arriving', async () => {
-    handle = () => ({ status: 200, body: 'hello whole' });
+    handle = () => ({ status: 200, headers: [['content-type', 'text/plain'], ['content-length', '11']], body: 'hello whole' });
     const whole = await rawHttp(server.port, `GET /whole HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
     expect(whole.header('content-length')).toBe('11');
     expect(whole.header('transfer-encoding')).toBeUndefined();
@@ -112,6 +112,27 @@ describe('visitor requests through a tunnel', () => {
     const streamed = await rawHttp(server.port, `GET /late HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
     expect(streamed.header('content-length')).toBeUndefined();
     expect(streamed.body).toBe('late body');
+  });
+
+  it('never gives an answer a Content-Type its local service did not send, small or empty', async () => {
+    // Bun types a byte body application/octet-stream by itself; a browser would then download the page.
+    handle = () => ({ status: 200, headers: [['content-length', '5']], body: 'hello' });
+    const small = await rawHttp(server.port, `GET /untyped HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    expect(small.body).toBe('hello');
+    expect(small.header('content-type')).toBeUndefined();
+    handle = () => ({ status: 302, headers: [['location', '/elsewhere'], ['content-length', '0']] });
+    const empty = await rawHttp(server.port, `GET /moved HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    expect(empty.status).toBe(302);
+    expect(empty.header('content-type')).toBeUndefined();
+    expect(empty.header('content-length')).toBe('0');
+  });
+
+  it('relays a small answer that came in several frames, whole or not', async () => {
+    handle = () => ({ status: 200, headers: [['content-type', 'text/plain'], ['content-length', '12']], body: ['split ', 'answer'] });
+    const res = await rawHttp(server.port, `GET /split HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('split answer');
+    expect(activeStreams()).toBe(0);
   });
 
   // Bun's Request.url is already normalised: dot segments (also %2e%2e) are resolved, `\` becomes `/`,
