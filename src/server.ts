@@ -18,7 +18,7 @@ import { Ingress } from './tunnel/ingress.ts';
 import { routeHost } from './tunnel/host.ts';
 import { TunnelRelay } from './tunnel/relay.ts';
 import type { AcmeTuning } from './tls/acme-source.ts';
-import { listenHttp } from './tls/http-redirect.ts';
+import { httpsOrigin, listenHttp } from './tls/http-redirect.ts';
 import { HttpsListener, probePort, type GenerationOptions } from './tls/https-listener.ts';
 import { tlsEntries } from './tls/sni.ts';
 import type { CertificateSource } from './tls/source.ts';
@@ -211,11 +211,6 @@ export function listen(options: ServerOptions): RunningServer {
   return { server, relay, app, port: server.port! };
 }
 
-/** `public_url` with TLS on: `https://{subdomain}.{domain}`, with the port when it is not 443. */
-function httpsPublicUrl(port: number): string {
-  return port === 443 ? 'https://{subdomain}.{domain}' : 'https://{subdomain}.{domain}:{port}';
-}
-
 /**
  * Starts the server with TLS on (EXPOSE_TLS=acme or files): the plain-HTTP listener at once, the
  * HTTPS listener as soon as there is a certificate (at once with files, or a stored one; otherwise
@@ -233,7 +228,7 @@ export async function listenTls(options: ServerOptions): Promise<RunningTlsServe
     // Any server answers requestIP for any other's request; the plain listener lives the longest.
     (request) => (http ?? https?.server)?.requestIP(request)?.address,
     () => httpsPort,
-    config.publicUrl ?? httpsPublicUrl(httpsPort),
+    config.publicUrl ?? httpsOrigin('{subdomain}.{domain}', httpsPort),
     (subdomain) => certificates?.tunnelRegistered(subdomain),
   );
   const onChange = () => https?.update();
@@ -262,7 +257,7 @@ export async function listenTls(options: ServerOptions): Promise<RunningTlsServe
   https = new HttpsListener<SocketData>({
     hostname: config.host,
     port: httpsPort,
-    serveOptions: () => serveOptions,
+    serveOptions,
     entries: () => tlsEntries(source.certificates(), source.defaultName),
     logger,
   });

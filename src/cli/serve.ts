@@ -8,6 +8,7 @@ import type { Config } from '../config.ts';
 import { parseIp } from '../lib/client-ip.ts';
 import { version } from '../../package.json';
 import { listen, listenTls, type RunningServer, type RunningTlsServer } from '../server.ts';
+import { httpsOrigin } from '../tls/http-redirect.ts';
 import { TlsSetupError } from '../tls/source.ts';
 import type { FileCertificateSource } from '../tls/file-source.ts';
 import { intervalsFromEnv } from '../tunnel/settings.ts';
@@ -146,7 +147,7 @@ async function start(config: Config, store: ReturnType<typeof openStore>, logger
     port,
     http_port: running.httpPort,
     tls: config.tlsMode,
-    api_url: config.apiHost === undefined ? undefined : `https://${config.apiHost}${port === 443 ? '' : `:${port}`}`,
+    api_url: config.apiHost === undefined ? undefined : httpsOrigin(config.apiHost, port),
     reachable_at: reachableUrls(config.host, port, 'https'),
     ...common,
   });

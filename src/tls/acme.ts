@@ -21,9 +21,6 @@ export interface CertificateIssuer {
   issue(names: readonly string[], challenge: ChallengeType): Promise<CertificateMaterial>;
 }
 
-export const LETS_ENCRYPT_PRODUCTION = acme.directory.letsencrypt.production;
-export const LETS_ENCRYPT_STAGING = acme.directory.letsencrypt.staging;
-
 /** The name DNS-01 puts the TXT record under for `domain` (a wildcard's is its base domain's). */
 export const dnsChallengeName = (domain: string) => `_acme-challenge.${domain.replace(/^\*\./, '')}`;
 

@@ -10,6 +10,11 @@ import type { Http01Challenges } from './http-challenges.ts';
 /** A host name or IPv4 literal as it may go into a Location header; anything else is not redirected. */
 const REDIRECTABLE_HOST = /^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$/;
 
+/** `https://{host}`, with `:{port}` unless it is HTTPS's own 443. */
+export function httpsOrigin(host: string, port: number): string {
+  return port === 443 ? `https://${host}` : `https://${host}:${port}`;
+}
+
 /** Path and query exactly as the request line had them (Bun's `url` is absolute). */
 function pathOf(url: string): string {
   const start = url.indexOf('/', url.indexOf('//') + 2);
@@ -30,9 +35,8 @@ export function redirectToHttps(request: Request, httpsPort: number, fallbackHos
       headers: { 'content-type': 'text/plain; charset=utf-8' },
     });
   }
-  const port = httpsPort === 443 ? '' : `:${httpsPort}`;
   const status = request.method === 'GET' || request.method === 'HEAD' ? 301 : 308;
-  return new Response(null, { status, headers: { location: `https://${host}${port}${pathOf(request.url)}`, 'cache-control': 'no-store' } });
+  return new Response(null, { status, headers: { location: `${httpsOrigin(host, httpsPort)}${pathOf(request.url)}`, 'cache-control': 'no-store' } });
 }
 
 export interface HttpListenerOptions {

@@ -22,8 +22,8 @@ export interface HttpsListenerOptions<T> {
   hostname: string;
   /** The port, known before the first generation binds (a 0 resolved by a probe: see probePort). */
   port: number;
-  /** The same handlers and limits for every generation: one factory, so no generation differs. */
-  serveOptions: () => GenerationOptions<T>;
+  /** The same handlers and limits for every generation, so no generation differs. */
+  serveOptions: GenerationOptions<T>;
   /** The certificates to serve now, default first (tlsEntries); empty: nothing to serve yet. */
   entries: () => TlsEntry[];
   logger: Logger;
@@ -59,10 +59,6 @@ export class HttpsListener<T> {
     return this.current;
   }
 
-  get port(): number {
-    return this.options.port;
-  }
-
   /** Retired generations still open (their WebSockets, their requests in flight). */
   get retiredCount(): number {
     return this.retired.size;
@@ -93,7 +89,7 @@ export class HttpsListener<T> {
     const { hostname, port, logger } = this.options;
     let next: Server<T>;
     try {
-      next = Bun.serve<T>({ ...this.options.serveOptions(), hostname, port, reusePort: true, tls: entries });
+      next = Bun.serve<T>({ ...this.options.serveOptions, hostname, port, reusePort: true, tls: entries });
     } catch (error) {
       logger.error('https listener could not start with the new certificates; the previous ones still serve', {
         port,

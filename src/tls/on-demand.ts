@@ -68,9 +68,10 @@ export class OnDemandCertificates {
    * A certificate for `hostname`: one that covers it already (the wildcard, a configured name, an
    * earlier on-demand one), else a new HTTP-01 order. Concurrent calls for one host share one order.
    * @throws OnDemandRefusedError when `allow` says no; the order's error when it fails (and, during
-   *   its backoff, at once without a new order).
+   *   its backoff, at once without a new order); whatever the store throws while evicting (async: every
+   *   failure is a rejection, never a throw into the caller, the relay's tunnel registration).
    */
-  ensureCertificate(hostname: string): Promise<CertificateMaterial> {
+  async ensureCertificate(hostname: string): Promise<CertificateMaterial> {
     const host = normalise(hostname);
     const { manager } = this.options;
     if (this.recent.has(host)) {
@@ -82,8 +83,8 @@ export class OnDemandCertificates {
       }
     }
     const existing = manager.find(host);
-    if (existing !== undefined) return Promise.resolve(existing);
-    if (!this.options.allow(host)) return Promise.reject(new OnDemandRefusedError(`${host} may not have an on-demand certificate`));
+    if (existing !== undefined) return existing;
+    if (!this.options.allow(host)) throw new OnDemandRefusedError(`${host} may not have an on-demand certificate`);
     // No await before track(): a second call for the same host finds it and joins the same order.
     this.track(host, this.clock.now());
     return manager.obtain(host);

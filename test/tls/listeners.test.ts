@@ -1,7 +1,7 @@
 /**
  * The pieces of the TLS listeners without a CA: the plain port's redirect, one swap for a burst of
  * certificate changes, a failed swap that leaves the previous generation serving, a port in use that
- * fails loudly, and certificate files read, refused and reloaded.
+ * fails loudly, certificate files read, refused and reloaded, and the healthcheck while ACME waits.
  */
 import { afterAll, describe, expect, it } from 'bun:test';
 import type { Server } from 'bun';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createMemoryLogger } from '../../src/lib/logger.ts';
 import type { CertificateMaterial } from '../../src/tls/certificate.ts';
 import { fileCertificates } from '../../src/tls/file-source.ts';
-import { redirectToHttps } from '../../src/tls/http-redirect.ts';
+import { httpsOrigin, redirectToHttps } from '../../src/tls/http-redirect.ts';
 import { HttpsListener, probePort, type GenerationOptions } from '../../src/tls/https-listener.ts';
 import { tlsEntries } from '../../src/tls/sni.ts';
 import { TlsSetupError } from '../../src/tls/source.ts';
@@ -18,7 +18,10 @@ import { parseCommandLine } from '../../src/client/args.ts';
 import { resolveCredentials, trustedCertificates } from '../../src/client/settings.ts';
 import { UsageError } from '../../src/client/errors.ts';
 import { selfSigned } from './helpers.ts';
-import { pemDir } from './tls-server.ts';
+import { pemDir, startTlsServer } from './tls-server.ts';
+import { healthcheck } from '../../src/cli/healthcheck.ts';
+import { loadConfig } from '../../src/config.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const pems = pemDir();
 afterAll(() => pems.remove());
@@ -47,6 +50,14 @@ describe('redirectToHttps', () => {
   });
 });
 
+describe('httpsOrigin', () => {
+  it('names the port only when it is not 443: redirects, public_url and the API URL alike', () => {
+    expect(httpsOrigin('{subdomain}.{domain}', 443)).toBe('https://{subdomain}.{domain}');
+    expect(httpsOrigin('api.example.com', 443)).toBe('https://api.example.com');
+    expect(httpsOrigin('api.example.com', 8443)).toBe('https://api.example.com:8443');
+  });
+});
+
 describe('HttpsListener', () => {
   const logger = createMemoryLogger();
   const serveOptions: GenerationOptions<undefined> = {
@@ -59,7 +70,8 @@ describe('HttpsListener', () => {
   it('swaps once for a burst of changes, refuses a key of another certificate while the old one serves, and stops every generation', async () => {
     const [a, b] = await Promise.all([selfSigned(['a.test']), selfSigned(['b.test'])]);
     let certificates = new Map<string, CertificateMaterial>();
-    const listener = new HttpsListener({ hostname: '127.0.0.1', port: probePort('127.0.0.1', 0), serveOptions: () => serveOptions, entries: () => tlsEntries(certificates, 'a'), logger });
+    const port = probePort('127.0.0.1', 0);
+    const listener = new HttpsListener({ hostname: '127.0.0.1', port, serveOptions, entries: () => tlsEntries(certificates, 'a'), logger });
     expect(listener.swap()).toBe(false);
     expect(listener.server).toBeUndefined();
 
@@ -70,7 +82,7 @@ describe('HttpsListener', () => {
     listener.update();
     await Promise.resolve();
     expect(listener.generation).toBe(1);
-    const get = (name: string, ca: string) => fetch(`https://127.0.0.1:${listener.port}/`, { keepalive: false, tls: { ca, serverName: name } }).then((r) => r.text());
+    const get = (name: string, ca: string) => fetch(`https://127.0.0.1:${port}/`, { keepalive: false, tls: { ca, serverName: name } }).then((r) => r.text());
     expect(await get('a.test', a.certPem)).toBe('ok');
     expect(await get('b.test', b.certPem)).toBe('ok');
 
@@ -149,5 +161,24 @@ describe('expose --ca-file', () => {
     expect(trustedCertificates(undefined)).toBeUndefined();
     expect(() => trustedCertificates('/nonexistent/ca.pem')).toThrow(UsageError);
     expect(() => trustedCertificates(pems.write('junk.pem', 'junk'))).toThrow('holds no PEM certificate');
+  });
+});
+
+describe('expose-server healthcheck with ACME', () => {
+  it('counts the process alive while its first certificate is awaited, and fails when nothing listens', async () => {
+    const httpPort = String(await freePort());
+    // A CA that never answers: the HTTPS listener waits for a certificate that does not come.
+    const env = { EXPOSE_HTTP_PORT: httpPort, EXPOSE_ACME_DIRECTORY: `https://127.0.0.1:${await freePort()}/directory` };
+    const server = await startTlsServer(env);
+    const config = loadConfig({ EXPOSE_HOST: '127.0.0.1', EXPOSE_TLS: 'acme', EXPOSE_API_HOST: 'api.localhost', EXPOSE_TUNNEL_DOMAIN: 'expose.localhost', EXPOSE_HTTPS_PORT: String(server.port), ...env });
+    try {
+      expect(server.running.https.server).toBeUndefined();
+      expect(await healthcheck(config)).toBe(`http://127.0.0.1:${httpPort}/health: alive, waiting for its first certificate (https://127.0.0.1:${server.port}/health is not listening yet)`);
+      // With certificate files HTTPS listens from the start: a refusal there is never excused.
+      await expect(healthcheck({ ...config, tlsMode: 'files' })).rejects.toThrow(`https://127.0.0.1:${server.port}/health: ECONNREFUSED`);
+    } finally {
+      await server.stop();
+    }
+    await expect(healthcheck(config)).rejects.toThrow(`https://127.0.0.1:${server.port}/health: ECONNREFUSED`);
   });
 });
