@@ -7,8 +7,6 @@ export interface Row {
   product: string;
   baseline: string;
   ratio: number | null;
-  /** Throughput rows (P1, P2, P4 and their floors), whose `ratio` is the server CPU-time ratio: the req/s ratio beside it. */
-  rpsRatio?: number;
   goal: string;
   met: boolean | null;
   note: string;

@@ -72,7 +72,6 @@ function throughputRow(t: ThroughputResult, id: string, what: string, name: stri
     product: cell(target),
     baseline: cell(hello),
     ratio: ratio.cpu,
-    rpsRatio: ratio.rps,
     goal: goal === undefined ? '' : `≥ ${goal.toFixed(2)}`,
     met: goal === undefined ? null : ratio.cpu >= goal,
     note: `req/s ratio ${ratio.rps}${saturationWarning(target, hello)}; ${note}`,
@@ -362,8 +361,9 @@ const latestPath = join(import.meta.dir, 'results', 'latest.json');
 if ((values.only !== undefined || positionals.length > 0) && existsSync(latestPath)) {
   try {
     const previous = JSON.parse(readFileSync(latestPath, 'utf8')) as { rows?: Row[] } & Record<string, unknown>;
-    const measured = new Set(rows.map((r) => r.id.split(' ')[0]));
-    const kept = (previous.rows ?? []).filter((r) => !measured.has(r.id.split(' ')[0]) && !(r.id.startsWith('T') && TUNNEL_ROWS.some((id) => only.has(id))));
+    // The full id: by its first word alone, `floor 429` (P4) would replace P1's `floor`.
+    const measured = new Set(rows.map((r) => r.id));
+    const kept = (previous.rows ?? []).filter((r) => !measured.has(r.id) && !(r.id.startsWith('T') && TUNNEL_ROWS.some((id) => only.has(id))));
     for (const [key, value] of Object.entries(previous)) if (!(key in results) && key !== 'rows') results[key] = value;
     rows.unshift(...kept);
   } catch {

@@ -108,6 +108,8 @@ const LOG_FILE = join(workDir, 'server.log');
 const children = new Set<Child>();
 process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL');
+  // Also here, not only after the verdict: a run that fails in set-up leaves no directory behind (force: gone already is fine).
+  rmSync(workDir, { recursive: true, force: true });
 });
 let runStartMs = Date.now();
 /** Set once the run is over and the clients are being stopped on purpose. */

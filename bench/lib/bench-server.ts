@@ -41,17 +41,18 @@ export async function startBenchServer(env: Record<string, string>, extraBunArgs
     stdout: logFile === undefined ? 'ignore' : Bun.file(logFile),
     stderr: 'pipe',
   });
-  const info = await readTaggedLine<BenchServerInfo>({ stdout: child.stderr as ReadableStream<Uint8Array> }, 'READY ');
-  return {
-    child,
-    info,
-    appUrl: `http://${HOST}:${info.appPort}`,
-    helloUrl: `http://${HOST}:${info.helloPort}`,
-    async close() {
-      await stop(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
+  const close = async () => {
+    await stop(child);
+    rmSync(dir, { recursive: true, force: true });
   };
+  try {
+    const info = await readTaggedLine<BenchServerInfo>({ stdout: child.stderr as ReadableStream<Uint8Array> }, 'READY ');
+    return { child, info, appUrl: `http://${HOST}:${info.appPort}`, helloUrl: `http://${HOST}:${info.helloPort}`, close };
+  } catch (error) {
+    // No READY line (timeout or early exit): leave neither the child nor its database behind.
+    await close();
+    throw error;
+  }
 }
 
 /** The baselines alone, in a production-mode process of their own (app-server.ts, `baselines` role). */
@@ -68,8 +69,14 @@ export async function startBaselineServer(): Promise<BaselineServer> {
     stdout: 'ignore',
     stderr: 'pipe',
   });
-  const info = await readTaggedLine<BenchServerInfo>({ stdout: child.stderr as ReadableStream<Uint8Array> }, 'READY ');
-  return { child, helloUrl: `http://${HOST}:${info.helloPort}`, close: () => stop(child) };
+  try {
+    const info = await readTaggedLine<BenchServerInfo>({ stdout: child.stderr as ReadableStream<Uint8Array> }, 'READY ');
+    return { child, helloUrl: `http://${HOST}:${info.helloPort}`, close: () => stop(child) };
+  } catch (error) {
+    // No READY line within readTaggedLine's timeout: the child may still be running.
+    await stop(child);
+    throw error;
+  }
 }
 
 /** The product as deployed, with an account, its JWT and an API key made through the API. */
@@ -84,6 +91,8 @@ export interface ProductServer {
 }
 
 const NEWLINE = 10;
+/** Longest wait for the server's `listening` log line, in ms. */
+const LISTENING_TIMEOUT_MS = 30_000;
 
 /**
  * Reads `stream` to its end, counting bytes and lines into `log`; resolves `listening` with the port
@@ -124,29 +133,34 @@ export async function startProductServer(env: Record<string, string>): Promise<P
     stderr: 'inherit',
   });
   const log = { bytes: 0, lines: 0 };
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('src/index.ts serve printed no "listening" line within 30 s')), 30_000);
-    readLog(child.stdout as ReadableStream<Uint8Array>, log, (p) => {
-      clearTimeout(timer);
-      resolve(p);
-    });
-    void child.exited.then((code) => reject(new Error(`src/index.ts serve exited ${code} before listening`)));
-  });
-  const url = `http://${HOST}:${port}`;
-  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-    if (res.status !== 201) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-    return res.json() as Promise<Record<string, unknown>>;
-  };
   const close = async () => {
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`src/index.ts serve printed no "listening" line within ${LISTENING_TIMEOUT_MS / 1000} s`)), LISTENING_TIMEOUT_MS);
+      readLog(child.stdout as ReadableStream<Uint8Array>, log, (p) => {
+        clearTimeout(timer);
+        resolve(p);
+      });
+      // After a resolve this rejection is a no-op; clearing the timer keeps an early exit from holding the event loop 30 s.
+      void child.exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`src/index.ts serve exited ${code} before listening`));
+      });
+    });
+    const url = `http://${HOST}:${port}`;
+    const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      if (res.status !== 201) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
+      return res.json() as Promise<Record<string, unknown>>;
+    };
     const { token } = (await post('/api/v1/auth/register', { email: 'bench@example.com', password: 'bench-password-not-common-42' })) as { token: string };
     const { key: apiKey } = (await post('/api/v1/api-keys', { name: 'bench key' }, { authorization: `Bearer ${token}` })) as { key: string };
     return { child, url, token, apiKey, log, close };
   } catch (error) {
+    // No listening line, an early exit, or a failed sign-up: leave neither the child nor its database behind.
     await close();
     throw error;
   }

@@ -26,13 +26,13 @@ export interface GrowthVerdict {
  * Splits the samples taken at or after `warmupSeconds` into thirds. Memory is flat when the median of
  * the last third is no more than 10% (+5 MiB of allocator slack) above the median of the first.
  * Descriptors are flat when they never spread over more than `fdSpread` (4: a server whose sockets
- * are all long-lived), and the late median is no more than `fdDrift` above the early one (by default
- * `fdSpread`, which the first rule already implies). A load whose connections come and go passes its
- * own bounds for both.
+ * are all long-lived), and, when `fdDrift` is given, the late median is no more than `fdDrift` above
+ * the early one. Without it that second rule is skipped: a drift bound of `fdSpread` or more could
+ * never fail where the spread rule passed. A load whose connections come and go passes a wide
+ * `fdSpread` and a tight `fdDrift`.
  */
 export function judgeGrowth(samples: readonly ResourceSample[], options: { warmupSeconds: number; fdSpread?: number; fdDrift?: number }): GrowthVerdict {
   const fdSpread = options.fdSpread ?? 4;
-  const fdDrift = options.fdDrift ?? fdSpread;
   const steady = samples.filter((s) => s.atSeconds >= options.warmupSeconds);
   const third = Math.max(1, Math.floor(steady.length / 3));
   const early = steady.slice(0, third);
@@ -51,6 +51,6 @@ export function judgeGrowth(samples: readonly ResourceSample[], options: { warmu
     rssMiB: { earlyMedian: round(rssEarly, 1), lateMedian: round(rssLate, 1), min: Math.min(...steady.map((s) => s.rssMiB)), max: Math.max(...steady.map((s) => s.rssMiB)) },
     fds,
     rssFlat: rssLate <= rssEarly * 1.1 + 5,
-    fdsFlat: fds.max - fds.min <= fdSpread && fds.lateMedian - fds.earlyMedian <= fdDrift,
+    fdsFlat: fds.max - fds.min <= fdSpread && (options.fdDrift === undefined || fds.lateMedian - fds.earlyMedian <= options.fdDrift),
   };
 }

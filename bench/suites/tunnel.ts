@@ -11,7 +11,7 @@ import { BUN, CORES, cpuMs, freePort, pinned, readTaggedLine, rssBytes, stop, ty
 import { repeatedBody } from '../lib/bytes.ts';
 import { median, percentile, round } from '../lib/stats.ts';
 import { parseWrk, runWrk, type LoadSpec, type WrkResult } from '../lib/wrk.ts';
-import { openMuxTunnels, type MuxTunnel } from '../lib/mux-tunnel.ts';
+import { openMuxTunnel, openMuxTunnels, type MuxTunnel } from '../lib/mux-tunnel.ts';
 import { startLocaltunnel, type Localtunnel } from '../lib/localtunnel.ts';
 
 const ROOT = join(import.meta.dir, '..', '..');
@@ -22,8 +22,31 @@ const WS_LOAD = join(import.meta.dir, '..', 'servers', 'ws-load.ts');
 const BUN_RELAY = join(import.meta.dir, '..', 'servers', 'bun-relay.ts');
 const MUX_TUNNEL = join(import.meta.dir, '..', 'lib', 'mux-tunnel.ts');
 const DOMAIN = 'expose.test';
-const CONNECT_PATH = '/api/v1/tunnel/connect';
 const SUBDOMAIN = 'bench';
+/** T5's stalled visitor asks for this much (16 GiB): far more than it could ever be sent while it never reads. */
+const STALLED_DOWNLOAD_BYTES = 2 ** 34;
+/** T5: longest wait for the stalled visitor's status line, headers and first body byte, in ms. */
+const STALLER_START_TIMEOUT_MS = 10_000;
+/** T5: time between the stalled visitor's first body byte and the measured download, in ms: its response fills the socket buffers and the windows. */
+const STALL_FILL_MS = 2000;
+/**
+ * T5's stalled visitor, run as `bash -c STALLER_SCRIPT staller PORT HOST BYTES`: a raw socket
+ * (`/dev/tcp`), `GET /download?bytes=BYTES`, then the status line, the headers and one body byte are
+ * read, so the row cannot pass on a refused or never-started stream; it prints
+ * `STALLED {"status":"<status line>"}` and `exec sleep` keeps the socket open, never read again.
+ * bash's `read` takes a socket one byte at a time, so nothing past that first body byte is consumed.
+ * No timeouts in bash: a read that hangs is ended by STALLER_START_TIMEOUT_MS and the suite's clean-up.
+ */
+const STALLER_SCRIPT = [
+  "cr=$'\\r'",
+  'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1',
+  'printf \'GET /download?bytes=%s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n\' "$3" "$2" >&3',
+  'IFS= read -r status <&3 || { echo "T5 staller: no status line" >&2; exit 2; }',
+  'while IFS= read -r header <&3; do [ "${header%"$cr"}" = "" ] && break; done',
+  'IFS= read -r -N 1 byte <&3 || { echo "T5 staller: no body byte after ${status%"$cr"}" >&2; exit 3; }',
+  'printf \'STALLED {"status":"%s"}\\n\' "${status%"$cr"}"',
+  'exec sleep 3600',
+].join('\n');
 
 /** Options of one run of the suite. */
 export interface TunnelOptions {
@@ -254,7 +277,7 @@ async function drain(body: ReadableStream<Uint8Array> | null): Promise<number> {
   return bytes;
 }
 
-/** T4: one download and one upload of `transferBytes` through each side (fetch in this process), alternating; MB/s. */
+/** T4: one download and one upload of `transferBytes` through each side (fetch in this process), one uncounted of each first, then alternating rounds; MB/s. */
 async function measureTransfer(sides: Side[], options: TunnelOptions) {
   const total = options.transferBytes;
   const chunk = new Uint8Array(1024 * 1024).fill(121);
@@ -273,6 +296,11 @@ async function measureTransfer(sides: Side[], options: TunnelOptions) {
     if (res.status !== 200 || Number(text) !== total) throw new Error(`${side.name} upload: ${res.status}, origin read ${text} of ${total} bytes`);
     return (total / 1e6 / (performance.now() - started)) * 1000;
   };
+  // Warm-up, not counted: each side's first transfer pays for JIT and buffer growth the rounds after it do not.
+  for (const side of sides) {
+    await download(side);
+    await upload(side);
+  }
   const samples: Record<string, { down: number[]; up: number[] }> = { direct: { down: [], up: [] }, tunnel: { down: [], up: [] }, relay: { down: [], up: [] } };
   for (let r = 0; r < options.transferRounds; r++) {
     const order = r % 2 === 0 ? sides : [...sides].reverse();
@@ -323,45 +351,26 @@ async function measureWebSockets(originPort: number, serverPort: number, relayPo
 }
 
 /**
- * T6: a fresh server; `n` control WebSockets opened from this process (Auth, RegisterTunnel, answering
- * Heartbeats), 50 handshakes at a time; server RSS before and after, each after 2 s of quiet.
+ * T6: a fresh server; `n` control WebSockets opened from this process by bench/lib/mux-tunnel.ts
+ * (Auth, RegisterTunnel, answering Heartbeats), 50 handshakes at a time; server RSS before and after,
+ * each after 2 s of quiet.
  */
 async function measureIdleTunnels(n: number) {
   const server = await startServer();
-  const sockets: WebSocket[] = [];
+  const tunnels: MuxTunnel[] = [];
   try {
-    const open = (i: number | string) =>
-      new Promise<void>((resolve, reject) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${server.port}${CONNECT_PATH}`);
-        sockets.push(ws);
-        const timer = setTimeout(() => reject(new Error(`idle tunnel ${i}: no TunnelReady within 20 s`)), 20_000);
-        ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'Auth', data: { api_key: server.apiKey, client: 'expose-bench/0' } })));
-        ws.addEventListener('message', (event) => {
-          if (typeof event.data !== 'string') return;
-          const msg = JSON.parse(event.data) as { type: string; data: Record<string, unknown> };
-          if (msg.type === 'AuthResult') {
-            if (msg.data.success !== true) return reject(new Error(`idle tunnel ${i}: auth refused (${String(msg.data.error)})`));
-            ws.send(JSON.stringify({ type: 'RegisterTunnel', data: { subdomain: `idle-${i}`, local_port: 9 } }));
-          } else if (msg.type === 'TunnelReady') {
-            clearTimeout(timer);
-            resolve();
-          } else if (msg.type === 'TunnelError') reject(new Error(`idle tunnel ${i}: ${String(msg.data.error)}`));
-          else if (msg.type === 'Heartbeat') ws.send('{"type":"Heartbeat","data":{}}');
-        });
-        ws.addEventListener('close', (event) => reject(new Error(`idle tunnel ${i} closed: ${event.code} ${event.reason}`)));
-      });
     // One tunnel first, opened and closed, so code paths that load lazily are counted in the baseline.
-    await open('warm');
-    sockets.pop()?.close();
+    (await openMuxTunnel(server.port, server.apiKey, 'idle-warm')).ws.close();
     await Bun.sleep(2000);
     const before = rssBytes(server.child.pid);
-    for (let start = 0; start < n; start += 50) await Promise.all(Array.from({ length: Math.min(50, n - start) }, (_, j) => open(start + j)));
+    tunnels.push(...(await openMuxTunnels(server.port, server.apiKey, n, 'idle-')));
     await Bun.sleep(2000);
     const after = rssBytes(server.child.pid);
     const live = (await fetch(`${server.url}/health`)).status === 200;
     return { tunnels: n, serverRssBeforeMiB: round(before / 2 ** 20, 1), serverRssAfterMiB: round(after / 2 ** 20, 1), kibPerTunnel: round((after - before) / n / 1024, 1), healthyAfter: live };
   } finally {
-    for (const ws of sockets) ws.close();
+    // Tunnels of a batch that failed half-way are not in `tunnels`: killing the server closes them.
+    for (const t of tunnels) t.ws.close();
     await stop(server.child, 'SIGKILL');
     children.splice(children.indexOf(server.child), 1);
   }
@@ -369,8 +378,9 @@ async function measureIdleTunnels(n: number) {
 
 /**
  * T5: a `fairnessBytes` download through the tunnel (fetch in this process) alone, and while another
- * visitor on the same tunnel holds a 16 GiB download open and never reads (bash with a /dev/tcp
- * socket, then `sleep`), alternating; server RSS sampled every 50 ms while the stalled visitor is on.
+ * visitor on the same tunnel holds a 16 GiB download open and never reads (STALLER_SCRIPT: bash with a
+ * /dev/tcp socket, then `sleep`; it must have seen a 200 and a first body byte, or the row throws),
+ * alternating; server RSS sampled every 50 ms while the stalled visitor is on.
  */
 async function measureFairness(server: ServerUnderTest, options: TunnelOptions) {
   const total = options.fairnessBytes;
@@ -382,7 +392,6 @@ async function measureFairness(server: ServerUnderTest, options: TunnelOptions) 
     if (res.status !== 200 || bytes !== total) throw new Error(`T5 download: ${res.status}, ${bytes} of ${total} bytes`);
     return (total / 1e6 / (performance.now() - started)) * 1000;
   };
-  const request = `GET /download?bytes=${2 ** 34} HTTP/1.1\\r\\nHost: ${host}\\r\\n\\r\\n`;
   const samples: { alone: number[]; stalled: number[] } = { alone: [], stalled: [] };
   const rss: Array<{ beforeMiB: number; stalledIdleMiB: number; peakMiB: number; afterMiB: number }> = [];
   const aloneGrowth: number[] = [];
@@ -403,9 +412,17 @@ async function measureFairness(server: ServerUnderTest, options: TunnelOptions) 
         continue;
       }
       const before = rssBytes(server.child.pid);
-      const staller = Bun.spawn(['bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${server.port} && printf '${request}' >&3 && exec sleep 3600`], { stdout: 'ignore', stderr: 'inherit' });
+      const staller = Bun.spawn(['bash', '-c', STALLER_SCRIPT, 'staller', String(server.port), host, String(STALLED_DOWNLOAD_BYTES)], { stdout: 'pipe', stderr: 'inherit' });
       children.push(staller);
-      await Bun.sleep(2000); // let the stalled response fill the socket buffers and the windows
+      // Without a 200 and a started body there is no stalled stream, and the round would measure nothing.
+      let status: string;
+      try {
+        ({ status } = await readTaggedLine<{ status: string }>({ stdout: staller.stdout as ReadableStream<Uint8Array> }, 'STALLED ', STALLER_START_TIMEOUT_MS));
+      } catch (error) {
+        throw new Error(`T5: the stalled visitor never got a 200 with a body: ${(error as Error).message}`);
+      }
+      if (!/^HTTP\/1\.1 200 /.test(status)) throw new Error(`T5: the stalled visitor's download was answered ${JSON.stringify(status)}, not 200`);
+      await Bun.sleep(STALL_FILL_MS);
       const stalledIdle = rssBytes(server.child.pid);
       let peak = stalledIdle;
       const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(server.child.pid))), 50);
