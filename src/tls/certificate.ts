@@ -1,5 +1,5 @@
 /** What a certificate is to the rest of the server: PEMs, names, validity; and which host names it covers. */
-import { crypto as acmeCrypto } from 'acme-client';
+import { X509Certificate } from 'node:crypto';
 
 /** A certificate chain and its private key, as Bun.serve's `tls` takes them, with what was read from the leaf. */
 export interface CertificateMaterial {
@@ -15,20 +15,28 @@ export interface CertificateMaterial {
   issuer: string;
 }
 
+/** The common name (`CN=`) among the lines of an X.509 subject or issuer, or ''. */
+function commonName(distinguishedName: string): string {
+  const line = distinguishedName.split('\n').find((part) => part.startsWith('CN='));
+  return line === undefined ? '' : line.slice(3);
+}
+
 /**
- * Reads names, validity and issuer from the first certificate of a PEM chain.
+ * Reads names, validity and issuer from the first certificate of a PEM chain (node:crypto, so files
+ * mode loads nothing of the ACME client). `leaf` is that certificate when the caller parsed it already.
  * @throws when `certPem` holds no parsable certificate.
  */
-export function readCertificate(certPem: string, keyPem: string): CertificateMaterial {
-  const info = acmeCrypto.readCertificateInfo(certPem);
-  const names = [info.domains.commonName, ...info.domains.altNames].filter((n): n is string => typeof n === 'string' && n !== '');
+export function readCertificate(certPem: string, keyPem: string, leaf = new X509Certificate(certPem)): CertificateMaterial {
+  // subjectAltName: `DNS:a.example, DNS:*.b.example, IP Address:...`; names hold no comma.
+  const altNames = (leaf.subjectAltName ?? '').split(', ').flatMap((entry) => (entry.startsWith('DNS:') ? [entry.slice(4)] : []));
+  const names = [commonName(leaf.subject), ...altNames].filter((name) => name !== '');
   return {
     certPem,
     keyPem,
     names: [...new Set(names.map((n) => n.toLowerCase()))],
-    notBeforeMs: info.notBefore.getTime(),
-    notAfterMs: info.notAfter.getTime(),
-    issuer: info.issuer.commonName ?? '',
+    notBeforeMs: leaf.validFromDate.getTime(),
+    notAfterMs: leaf.validToDate.getTime(),
+    issuer: commonName(leaf.issuer),
   };
 }
 

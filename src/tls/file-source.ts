@@ -50,8 +50,8 @@ export function readCertificateFiles(certFile: string, keyFile: string): Certifi
   let material: CertificateMaterial;
   let x509: X509Certificate;
   try {
-    material = readCertificate(certPem, keyPem);
     x509 = new X509Certificate(certPem);
+    material = readCertificate(certPem, keyPem, x509);
   } catch {
     throw new TlsSetupError(`EXPOSE_TLS_CERT_FILE: ${certFile} holds no readable PEM certificate`);
   }

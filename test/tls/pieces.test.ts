@@ -39,6 +39,16 @@ describe('Http01Challenges.respond', () => {
   });
 });
 
+describe('readCertificate', () => {
+  it('reads the names (common name and DNS alt names, lower-cased, once each), the validity and the issuer', async () => {
+    const material = await selfSigned(['API.Expose.test', '*.expose.test', 'api.expose.test'], 30);
+    expect(material.names).toEqual(['api.expose.test', '*.expose.test']);
+    expect(material.notAfterMs - material.notBeforeMs).toBe(30 * 86_400_000);
+    expect(Math.abs(material.notBeforeMs - Date.now())).toBeLessThan(60 * 60_000);
+    expect(material.issuer).toBe('API.Expose.test');
+  });
+});
+
 describe('name matching', () => {
   it('matches exactly or one label under a wildcard, case-insensitively', () => {
     expect(nameMatches('*.expose.test', 'a.expose.test')).toBe(true);
