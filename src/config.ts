@@ -105,21 +105,23 @@ const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 const HOST_NAME_MAX_LENGTH = 253;
 
 /**
+ * Whether `labels` make a plausible DNS name of at least `minLabels` labels: every label valid, and
+ * the last not all digits (that is a mistyped IPv4 address, `999.1.1.1`, never a host name).
+ */
+function isDnsName(labels: readonly string[], minLabels = 1): boolean {
+  return labels.length >= minLabels && labels.every((label) => HOST_LABEL.test(label)) && !/^\d+$/.test(labels.at(-1)!);
+}
+
+/**
  * The listen address: an IP literal (IPv6 also in brackets) or a plausible host name. Checked here
  * because Bun's own refusal of a bad one reads "Is port 3000 in use?", which names the wrong setting.
- * A name whose last label is all digits is a mistyped IPv4 address (`999.1.1.1`), never a host name.
  */
 function parseHost(raw: string, name: string): string {
   let value = raw.trim();
   if (value === '') throw new ConfigError(`${name}: must not be empty`);
   if (value.startsWith('[') && value.endsWith(']') && value.includes(':') && parseIp(value.slice(1, -1))) value = value.slice(1, -1);
   if (parseIp(value)) return value;
-  const labels = (value.endsWith('.') ? value.slice(0, -1) : value).split('.');
-  const plausible =
-    !value.includes(':') &&
-    value.length <= HOST_NAME_MAX_LENGTH &&
-    labels.every((label) => HOST_LABEL.test(label)) &&
-    !/^\d+$/.test(labels.at(-1)!);
+  const plausible = !value.includes(':') && value.length <= HOST_NAME_MAX_LENGTH && isDnsName((value.endsWith('.') ? value.slice(0, -1) : value).split('.'));
   if (!plausible) throw new ConfigError(`${name}: "${raw}" is not an IP address or host name (e.g. 0.0.0.0, 127.0.0.1, ::, localhost)`);
   return value;
 }
@@ -127,8 +129,7 @@ function parseHost(raw: string, name: string): string {
 /** EXPOSE_TUNNEL_DOMAIN: a host name of one or more labels (`localhost`, `expose.example.com`). */
 function parseTunnelDomain(raw: string, name: string): string {
   const value = raw.trim().toLowerCase().replace(/\.$/, '');
-  const labels = value.split('.');
-  if (value.length > HOST_NAME_MAX_LENGTH - 64 || !labels.every((label) => HOST_LABEL.test(label)) || /^\d+$/.test(labels.at(-1)!)) {
+  if (value.length > HOST_NAME_MAX_LENGTH - 64 || !isDnsName(value.split('.'))) {
     throw new ConfigError(`${name}: "${raw}" is not a domain name (e.g. localhost, expose.example.com)`);
   }
   return value;
@@ -185,8 +186,7 @@ function optionalUrl(raw: string | undefined, name: string): string | undefined 
 function parseApiHost(raw: string | undefined, name: string): string | undefined {
   const value = optional(raw)?.toLowerCase().replace(/\.$/, '');
   if (value === undefined) return undefined;
-  const labels = value.split('.');
-  if (labels.length < 2 || value.length > HOST_NAME_MAX_LENGTH || !labels.every((label) => HOST_LABEL.test(label)) || /^\d+$/.test(labels.at(-1)!)) {
+  if (value.length > HOST_NAME_MAX_LENGTH || !isDnsName(value.split('.'), 2)) {
     throw new ConfigError(`${name}: "${raw}" is not a host name (e.g. api.example.com)`);
   }
   return value;
@@ -257,11 +257,7 @@ export const SETTINGS: readonly Setting<keyof Config>[] = [
   { key: 'subdomainGraceSeconds', env: 'EXPOSE_SUBDOMAIN_GRACE', flag: '--subdomain-grace', defaultText: '30', help: "seconds a dropped tunnel's subdomain is held for its owner",
     parse: (raw, name) => integer(raw ?? '30', name, 0, 86_400) },
   { key: 'logLevel', env: 'EXPOSE_LOG_LEVEL', flag: '--log-level', defaultText: 'info', help: 'debug, info, warn or error',
-    parse: (raw, name) => {
-      const value = (raw ?? 'info').trim().toLowerCase() as LogLevel;
-      if (!LOG_LEVELS.includes(value)) throw new ConfigError(`${name}: must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"`);
-      return value;
-    } },
+    parse: (raw, name) => oneOf(raw ?? 'info', name, LOG_LEVELS) },
   { key: 'tlsMode', env: 'EXPOSE_TLS', flag: '--tls', defaultText: 'off', help: 'off (plain HTTP on --port, as behind a TLS proxy), acme (own certificates) or files',
     parse: (raw, name) => oneOf(raw ?? 'off', name, TLS_MODES) },
   { key: 'httpsPort', env: 'EXPOSE_HTTPS_PORT', flag: '--https-port', defaultText: '443', help: 'with TLS on: the HTTPS port (--port is then unused)',
