@@ -1,7 +1,8 @@
 /**
  * Pebble (Let's Encrypt's test CA) and pebble-challtestsrv (its fake DNS), started for one test from
  * Debian's `pebble` package: installed with apt-get when missing and the tests run as root (as CI
- * does), otherwise reported as missing so the test is skipped with the reason, as for Chromium.
+ * does), otherwise reported as missing so the test is skipped with the reason, as for Chromium. In CI
+ * (`CI` set) a missing Pebble is an error instead: the TLS tests must not pass there by not running.
  *
  * Every name resolves to 127.0.0.1 through challtestsrv, so Pebble's HTTP-01 check of any name comes
  * to `httpPort` on this machine (the test's own challenge listener), and its DNS-01 check reads the
@@ -10,6 +11,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describe } from 'bun:test';
 import type { Subprocess } from 'bun';
 import { ensureDebianPackage, run } from './apt.ts';
 import { freePort } from './free-port.ts';
@@ -22,10 +24,27 @@ const READY_POLL_MS = 25;
 /** Validity of the certificate of Pebble's own HTTPS listener, made fresh for each run. */
 const LISTENER_CERT_DAYS = 2;
 
-/** Whether Pebble can be run here, or why not. Installs Debian's `pebble` package when it can. */
+/**
+ * Whether Pebble can be run here, or why not. Installs Debian's `pebble` package when it can.
+ * Throws instead of answering `missing` when `CI` is set.
+ */
 export async function ensurePebble(): Promise<{ ok: true } | { missing: string }> {
   const missing = await ensureDebianPackage('pebble', 'Pebble', () => existsSync(PEBBLE_PATH) && existsSync(CHALLTESTSRV_PATH));
-  return missing === undefined ? { ok: true } : { missing };
+  if (missing === undefined) return { ok: true };
+  if (process.env.CI) throw new Error(`Pebble is required in CI (CI is set), and it is missing: ${missing}`);
+  return { missing };
+}
+
+/**
+ * The preamble of every test file that needs Pebble: `describe` when Pebble is there, else
+ * `describe.skip` after printing why `what` is skipped. In CI a missing Pebble throws (ensurePebble),
+ * failing the file loudly. Use at the top level: `const describePebble = await describeWithPebble('...');`.
+ */
+export async function describeWithPebble(what: string): Promise<typeof describe> {
+  const status = await ensurePebble();
+  if ('ok' in status) return describe;
+  console.warn(`SKIPPED ${what}: ${status.missing}`);
+  return describe.skip;
 }
 
 export interface PebbleOptions {
@@ -109,7 +128,7 @@ async function makeListenerCertificate(dir: string): Promise<{ caFile: string; c
 
 /**
  * Starts challtestsrv, and Pebble unless `start: false`. Call `stop()` when done (afterAll / finally).
- * Throws when Pebble is not installed: call `ensurePebble()` first to skip instead.
+ * Throws when Pebble is not installed: use `describeWithPebble()` (or `ensurePebble()`) first to skip instead.
  */
 export async function startPebble(options: PebbleOptions = {}): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), 'expose-pebble-'));

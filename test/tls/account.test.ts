@@ -4,17 +4,16 @@
  * the same key) the existing account is found and orders go on. Both failed before: acme-client's
  * own registration sent an empty account update, which Pebble refuses.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import { afterAll, beforeAll, expect, it } from 'bun:test';
 import { AcmeIssuer } from '../../src/tls/acme.ts';
 import { CertificateStore } from '../../src/tls/store.ts';
-import { ensurePebble, type Pebble } from '../helpers/pebble.ts';
+import { describeWithPebble, type Pebble } from '../helpers/pebble.ts';
 import { FAST_POLL, openTestDb, usePebble } from './helpers.ts';
 
 const TEST_TIMEOUT_MS = 60_000;
-const pebbleStatus = await ensurePebble();
-if ('missing' in pebbleStatus) console.warn(`skipping the ACME account tests: ${pebbleStatus.missing}`);
+const describePebble = await describeWithPebble('the ACME account tests');
 
-describe.skipIf('missing' in pebbleStatus)('the ACME account, without an email', () => {
+describePebble('the ACME account, without an email', () => {
   const fixture = usePebble(TEST_TIMEOUT_MS);
   const { challenges } = fixture;
   let pebble: Pebble;

@@ -6,14 +6,14 @@
  *
  * Printed, never asserted: the time from starting the process to its first HTTPS answer.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'bun:test';
+import { afterAll, afterEach, beforeAll, expect, it } from 'bun:test';
 import type { Server } from 'bun';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { BINARY_TEST_PASSWORD, ServerProcess, buildBinary, cleanEnv, installBinary, removeTempDirs, tempDir } from '../helpers/binary.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { ensurePebble, startPebble } from '../helpers/pebble.ts';
+import { describeWithPebble, startPebble } from '../helpers/pebble.ts';
 import { fakeHttpAdapter } from './fake-dns-apis.ts';
 import { FakeZone, selfSigned } from './helpers.ts';
 import { API_HOST, TUNNEL_DOMAIN, until } from './tls-server.ts';
@@ -21,8 +21,7 @@ import { Lines } from '../client/process.ts';
 
 const BUILD_TIMEOUT_MS = 120_000;
 const TEST_TIMEOUT_MS = 90_000;
-const pebbleStatus = await ensurePebble();
-if ('missing' in pebbleStatus) console.warn(`skipping the TLS binary tests: ${pebbleStatus.missing}`);
+const describePebble = await describeWithPebble('the TLS binary tests');
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -59,7 +58,7 @@ async function httpsJson(url: string, ca: string, body: unknown, credential?: st
   return (await response.json()) as Record<string, unknown>;
 }
 
-describe.skipIf('missing' in pebbleStatus)('dist/expose-server with TLS', () => {
+describePebble('dist/expose-server with TLS', () => {
   it('from an empty directory, obtains its certificates from Pebble and serves the API and a tunnel over HTTPS', async () => {
     const [httpPort, httpsPort] = [await freePort(), await freePort()];
     const pebble = await startPebble({ httpPort });
@@ -123,16 +122,30 @@ describe.skipIf('missing' in pebbleStatus)('dist/expose-server with TLS', () => 
   }, TEST_TIMEOUT_MS);
 
   it('with certificate files, swaps the certificate on SIGHUP and on a change of the files, and keeps it when the new pair is broken', async () => {
-    const certDir = tempDir('expose-certs-');
-    const certFile = join(certDir, 'fullchain.pem');
-    const keyFile = join(certDir, 'privkey.pem');
+    // As certbot lays them out: the configured paths are symlinks in `live/` (the folder the server
+    // watches) to the real files in `archive/` (not watched). Writing the real files changes nothing
+    // the watch sees, so only a SIGHUP reloads them; swapping the symlinks is what the watch sees.
+    const live = tempDir('expose-certs-live-');
+    const archive = tempDir('expose-certs-archive-');
+    const certFile = join(live, 'fullchain.pem');
+    const keyFile = join(live, 'privkey.pem');
     const names = [API_HOST, `*.${TUNNEL_DOMAIN}`];
-    const install = (material: { certPem: string; keyPem: string }) => {
-      writeFileSync(keyFile, material.keyPem);
-      writeFileSync(certFile, material.certPem);
+    /** Writes `material` as archive version `version` (the real files). */
+    const archived = (version: number, material: { certPem: string; keyPem: string }) => {
+      const files = { cert: join(archive, `fullchain${version}.pem`), key: join(archive, `privkey${version}.pem`) };
+      writeFileSync(files.key, material.keyPem);
+      writeFileSync(files.cert, material.certPem);
+      return files;
+    };
+    /** Points the live symlinks at `files`, each replaced in one rename. */
+    const link = (files: { cert: string; key: string }) => {
+      for (const [path, target] of [[keyFile, files.key], [certFile, files.cert]] as const) {
+        symlinkSync(target, `${path}.new`);
+        renameSync(`${path}.new`, path);
+      }
     };
     const [first, second, third] = await Promise.all([selfSigned(names), selfSigned(names), selfSigned(names)]);
-    install(first);
+    link(archived(1, first));
     const [httpPort, httpsPort] = [await freePort(), await freePort()];
     const server = await ServerProcess.start(binary, {
       cwd: tempDir('expose-files-run-'),
@@ -142,21 +155,24 @@ describe.skipIf('missing' in pebbleStatus)('dist/expose-server with TLS', () => 
     const health = `https://${API_HOST}:${httpsPort}/health`;
     expect((await httpsGet(health, first.certPem)).status).toBe(200);
 
-    install(second);
+    // New contents behind the same symlinks: unseen by the watch, reloaded by the SIGHUP alone.
+    archived(1, second);
     server.proc.kill('SIGHUP');
     expect(await server.waitForLog((line) => line.msg === 'tls certificate reloaded')).toMatchObject({ reason: 'SIGHUP' });
     expect((await httpsGet(health, second.certPem)).status).toBe(200);
     await expect(httpsGet(health, first.certPem)).rejects.toThrow();
 
-    // No signal: the folder watch notices the new files.
-    install(third);
+    // No signal: the folder watch notices the symlinks swapped to new files (certbot's renewal).
+    link(archived(2, third));
     await server.waitForLog((line) => line.msg === 'tls certificate reloaded' && line.reason === 'file changed');
     expect((await httpsGet(health, third.certPem)).status).toBe(200);
 
-    // A key that is not the certificate's: logged, and the certificate in service stays.
+    // A key that is not the certificate's (written through the symlink, so only the SIGHUP reloads):
+    // logged, and the certificate in service stays.
     writeFileSync(keyFile, first.keyPem);
     server.proc.kill('SIGHUP');
     const refused = await server.waitForLog((line) => line.msg === 'tls certificate files could not be reloaded; the previous certificate still serves');
+    expect(refused).toMatchObject({ reason: 'SIGHUP' });
     expect(String(refused.error)).toContain('is not the key of the certificate');
     expect((await httpsGet(health, third.certPem)).status).toBe(200);
     expect(readFileSync(keyFile, 'utf8')).toBe(first.keyPem);

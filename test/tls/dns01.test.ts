@@ -3,9 +3,9 @@
  * adapter in front of challtestsrv), Cloudflare's API and acme-dns (small fakes of their APIs that
  * write the records into challtestsrv, so Pebble really resolves them).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import { afterAll, beforeAll, expect, it } from 'bun:test';
 import { acmeDns, cloudflareDns, httpRequestDns, type DnsProvider } from '../../src/tls/dns-providers.ts';
-import { ensurePebble, type Pebble } from '../helpers/pebble.ts';
+import { describeWithPebble, type Pebble } from '../helpers/pebble.ts';
 import { FakeZone, fetchOverTls, openTestDb, testManager, usePebble } from './helpers.ts';
 import { fakeAcmeDns, fakeCloudflare, fakeHttpAdapter } from './fake-dns-apis.ts';
 
@@ -13,10 +13,9 @@ const WILDCARD = '*.expose.test';
 const CHALLENGE_NAME = '_acme-challenge.expose.test';
 /** Generous: Pebble answers in ~200 ms, but CI machines are shared. */
 const TEST_TIMEOUT_MS = 60_000;
-const pebbleStatus = await ensurePebble();
-if ('missing' in pebbleStatus) console.warn(`skipping the DNS-01 tests: ${pebbleStatus.missing}`);
+const describePebble = await describeWithPebble('the DNS-01 tests');
 
-describe.skipIf('missing' in pebbleStatus)('DNS-01 wildcards against Pebble', () => {
+describePebble('DNS-01 wildcards against Pebble', () => {
   const fixture = usePebble(TEST_TIMEOUT_MS);
   const { challenges } = fixture;
   let pebble: Pebble;

@@ -3,20 +3,19 @@
  * for its name only, is kept in the database with the account key, and a restart serves it again
  * without a new order.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'bun:test';
+import { afterAll, afterEach, beforeAll, expect, it } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensurePebble, type Pebble } from '../helpers/pebble.ts';
+import { describeWithPebble, type Pebble } from '../helpers/pebble.ts';
 import { fetchOverTls, openTestDb, testManager, usePebble } from './helpers.ts';
 
 const API_HOST = 'api.expose.test';
 /** Generous: Pebble answers in ~200 ms, but CI machines are shared. */
 const TEST_TIMEOUT_MS = 60_000;
-const pebbleStatus = await ensurePebble();
-if ('missing' in pebbleStatus) console.warn(`skipping the HTTP-01 tests: ${pebbleStatus.missing}`);
+const describePebble = await describeWithPebble('the HTTP-01 tests');
 
-describe.skipIf('missing' in pebbleStatus)('HTTP-01 against Pebble', () => {
+describePebble('HTTP-01 against Pebble', () => {
   const fixture = usePebble(TEST_TIMEOUT_MS);
   const { challenges } = fixture;
   let pebble: Pebble;

@@ -11,6 +11,7 @@ import { CertificateManager, type CertificateManagerOptions } from '../../src/tl
 import { DEFAULT_RETRY, renewalDueMs, retryDelayMs } from '../../src/tls/renewal.ts';
 import { CertificateStore } from '../../src/tls/store.ts';
 import { FAST_RETRY, FakeIssuer, openTestDb, selfSigned } from './helpers.ts';
+import { until } from './tls-server.ts';
 
 const API_HOST = 'api.expose.test';
 
@@ -54,7 +55,7 @@ describe('CertificateManager', () => {
     t.manager.manage({ name: API_HOST, challenge: 'http-01' });
     t.issuer.hold = true;
     const calls = [t.manager.obtain(API_HOST), t.manager.obtain(API_HOST), t.manager.renewDue().then(() => t.manager.certificate(API_HOST)!)];
-    while (t.issuer.orders.length === 0) await Bun.sleep(1);
+    await until(() => t.issuer.orders.length > 0, 'the held order');
     t.issuer.release();
     const [a, b, c] = await Promise.all(calls);
     expect(t.issuer.orders).toEqual([{ names: [API_HOST], challenge: 'http-01' }]);

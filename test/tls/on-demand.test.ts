@@ -10,8 +10,9 @@ import { CertificateManager } from '../../src/tls/manager.ts';
 import { OnDemandCertificates, OnDemandRefusedError } from '../../src/tls/on-demand.ts';
 import { CertificateStore } from '../../src/tls/store.ts';
 import type { DbHandle } from '../../src/db/client.ts';
-import { ensurePebble, type Pebble } from '../helpers/pebble.ts';
+import { describeWithPebble, type Pebble } from '../helpers/pebble.ts';
 import { FAST_RETRY, FakeIssuer, fetchOverTls, openTestDb, testManager, usePebble } from './helpers.ts';
+import { until } from './tls-server.ts';
 
 /** Generous: Pebble answers in ~200 ms, but CI machines are shared. */
 const TEST_TIMEOUT_MS = 60_000;
@@ -35,7 +36,7 @@ describe('OnDemandCertificates', () => {
     const t = setup();
     t.issuer.hold = true;
     const calls = [t.onDemand.ensureCertificate('a.expose.test'), t.onDemand.ensureCertificate('A.Expose.Test.'), t.onDemand.ensureCertificate('a.expose.test')];
-    while (t.issuer.orders.length === 0) await Bun.sleep(1);
+    await until(() => t.issuer.orders.length > 0, 'the held order');
     t.issuer.release();
     const [first, ...rest] = await Promise.all(calls);
     for (const other of rest) expect(other).toBe(first!);
@@ -104,10 +105,9 @@ describe('OnDemandCertificates', () => {
   });
 });
 
-const pebbleStatus = await ensurePebble();
-if ('missing' in pebbleStatus) console.warn(`skipping the on-demand Pebble test: ${pebbleStatus.missing}`);
+const describePebble = await describeWithPebble('the on-demand Pebble test');
 
-describe.skipIf('missing' in pebbleStatus)('on-demand against Pebble', () => {
+describePebble('on-demand against Pebble', () => {
   const fixture = usePebble(TEST_TIMEOUT_MS);
   const { challenges } = fixture;
   let pebble: Pebble;

@@ -4,21 +4,21 @@
  * clock a renewal happens when due; a failed renewal is logged loudly while the old certificate still
  * serves; a CA that is down at start is retried with backoff until it comes up.
  */
-import { afterEach, describe, expect, it } from 'bun:test';
+import { afterEach, expect, it } from 'bun:test';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Server } from 'bun';
 import { ManualClock } from '../../src/lib/clock.ts';
 import { Http01Challenges } from '../../src/tls/http-challenges.ts';
 import { renewalDueMs } from '../../src/tls/renewal.ts';
 import { tlsEntries } from '../../src/tls/sni.ts';
-import { ensurePebble, startPebble, type Pebble, type PebbleOptions } from '../helpers/pebble.ts';
+import { describeWithPebble, startPebble, type Pebble, type PebbleOptions } from '../helpers/pebble.ts';
 import { fetchOverTls, openTestDb, serveChallenges, testManager } from './helpers.ts';
+import { until } from './tls-server.ts';
 
 const API_HOST = 'api.expose.test';
 /** Generous: Pebble answers in ~200 ms, but CI machines are shared. */
 const TEST_TIMEOUT_MS = 60_000;
-const pebbleStatus = await ensurePebble();
-if ('missing' in pebbleStatus) console.warn(`skipping the renewal tests: ${pebbleStatus.missing}`);
+const describePebble = await describeWithPebble('the renewal tests');
 
 /** What each test stops: its Pebble, challenge listener, HTTPS listeners. */
 const cleanups: Array<() => unknown> = [];
@@ -54,7 +54,7 @@ async function servedSerial(port: number, rootPem: string): Promise<string> {
   return serial;
 }
 
-describe.skipIf('missing' in pebbleStatus)('certificate renewal against Pebble', () => {
+describePebble('certificate renewal against Pebble', () => {
   it('renews a short-lived certificate by itself at two thirds of its life; a listener swapped on renewal keeps its WebSocket', async () => {
     // 4 s of validity: Pebble makes it notBefore + 3 s, so the renewal falls due about 2 s after issue.
     const { pebble, challenges } = await ownPebble({ certificateValiditySeconds: 4 });
@@ -116,7 +116,7 @@ describe.skipIf('missing' in pebbleStatus)('certificate renewal against Pebble',
 
     // The WebSocket opened before the renewal still answers, on the retired listener.
     ws.send('after renewal');
-    while (received.length === 0) await Bun.sleep(10);
+    await until(() => received.length > 0, 'the echo through the retired listener');
     expect(received).toEqual(['echo after renewal']);
     ws.close();
     // New connections get a renewed certificate.

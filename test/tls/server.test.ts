@@ -5,9 +5,11 @@
  * redirects; a restart serves the stored certificates at once; certificate swaps, forced and by real
  * renewals, leave the tunnel's control channel and a passed-through WebSocket connected; a CA that is
  * down at start is retried while HTTP serves; on-demand certificates follow tunnel registration.
+ * Without a CA (certificate files, self-signed): EXPOSE_PUBLIC_URL overrides the https default, and a
+ * visitor's own X-Forwarded-Proto never reaches the local service.
  *
- * Measured and printed, never asserted: the time from start to the first HTTPS answer, and the
- * requests that fail while the listener is swapped under a request loop.
+ * Measured and printed, never asserted: the time from start to the first HTTPS answer. The requests
+ * that fail while the listener is swapped under a request loop are printed, and bounded.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'bun:test';
 import type { Server } from 'bun';
@@ -17,17 +19,22 @@ import { join } from 'node:path';
 import { openDb } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { ensurePebble, startPebble, type Pebble } from '../helpers/pebble.ts';
+import { describeWithPebble, startPebble } from '../helpers/pebble.ts';
 import { cleanUp } from '../client/process.ts';
 import { fakeHttpAdapter } from './fake-dns-apis.ts';
-import { FakeZone } from './helpers.ts';
+import { FakeZone, selfSigned } from './helpers.ts';
 import { API_HOST, TUNNEL_DOMAIN, WAIT_MS, pemDir, startExpose, startTlsServer, until, type TlsTestServer } from './tls-server.ts';
 
 const TEST_TIMEOUT_MS = 90_000;
 const WILDCARD = `*.${TUNNEL_DOMAIN}`;
 const DNS_TOKEN = 'dns-adapter-token';
-const pebbleStatus = await ensurePebble();
-if ('missing' in pebbleStatus) console.warn(`skipping the TLS server tests: ${pebbleStatus.missing}`);
+/**
+ * Requests of one kind of the swap loop that may fail, as a share of its requests. Measured over 4
+ * runs of 20 swaps: 0.2-0.5 % kept-alive (7-14 failed of ~2,900: ~0.5 per swap, as the README says),
+ * 0.3-0.6 % new connections (3-6 of ~950), all ECONNRESET.
+ */
+const SWAP_FAILURE_BOUND = 0.05;
+const describePebble = await describeWithPebble('the TLS server tests against Pebble');
 
 /** The local service behind the tunnels: echoes what it was asked (with X-Forwarded-*), and a WebSocket echo at /ws. */
 let origin: Server<undefined>;
@@ -122,7 +129,7 @@ async function passthrough(s: TlsTestServer, host: string, root: string) {
   };
 }
 
-describe.skipIf('missing' in pebbleStatus)('HTTPS with certificates from Pebble', () => {
+describePebble('HTTPS with certificates from Pebble', () => {
   let ca: Awaited<ReturnType<typeof pebbleWithDns>>;
   beforeAll(async () => {
     ca = await pebbleWithDns();
@@ -236,6 +243,11 @@ describe.skipIf('missing' in pebbleStatus)('HTTPS with certificates from Pebble'
         `new connections ${counts.fresh.ok} ok / ${counts.fresh.failed} failed${errors.size > 0 ? `; errors ${JSON.stringify(Object.fromEntries(errors))}` : ''}`,
     );
     expect(s.running.https.generation).toBe(generationBefore + SWAPS);
+    // Requests went through all along, and few failed: a new connection lands on a live generation,
+    // a kept-alive one may be cut once when its generation retires (README, TLS).
+    for (const [kind, { ok, failed }] of Object.entries(counts)) {
+      expect({ kind, serving: ok > 0, failedShare: failed / (ok + failed) <= SWAP_FAILURE_BOUND }).toEqual({ kind, serving: true, failedShare: true });
+    }
 
     // What was open before is still there: the control channel (same tunnel, no reconnect) and the visitor's socket.
     expect(await socket.echo('after')).toBe('echo after');
@@ -265,7 +277,7 @@ describe.skipIf('missing' in pebbleStatus)('HTTPS with certificates from Pebble'
   }, TEST_TIMEOUT_MS);
 });
 
-describe.skipIf('missing' in pebbleStatus)('renewal and a CA that is down', () => {
+describePebble('renewal and a CA that is down', () => {
   it('renews short-lived certificates by itself while the tunnel and a passed-through WebSocket stay connected', async () => {
     // Certificates of 6 s: each renews about 4 s after it was issued, and keeps doing so.
     const ca = await pebbleWithDns({ certificateValiditySeconds: 6 });
@@ -279,14 +291,18 @@ describe.skipIf('missing' in pebbleStatus)('renewal and a CA that is down', () =
     const socket = await passthrough(s, host, root);
     const first = await s.fetch(host, '/first', root, { keepalive: false });
     expect(first.status).toBe(200);
+    // Only what is logged from now on counts: a 6 s certificate may have renewed before `first` was served.
+    const since = s.lines.length;
 
-    for (const name of [API_HOST, WILDCARD]) await s.logged((e) => e.msg === 'tls certificate renewed' && e.name === name, `the renewal of ${name}`, WAIT_MS);
-    await s.logged((e) => e.msg === 'https certificates swapped', 'a swap after the renewals');
+    for (const name of [API_HOST, WILDCARD]) await s.logged((e) => e.msg === 'tls certificate renewed' && e.name === name, `the renewal of ${name}`, WAIT_MS, since);
+    await s.logged((e) => e.msg === 'https certificates swapped', 'a swap after the renewals', WAIT_MS, since);
 
     expect(await socket.echo('after renewal')).toBe('echo after renewal');
     expect(s.running.relay.registry.lookup('renewed', Date.now())).toMatchObject({ state: 'live', tunnel: { id: client.ready.tunnel_id } });
-    // A new connection gets a renewed certificate, and reaches the same tunnel.
-    const later = await s.fetch(host, '/later', root, { keepalive: false });
+    // A new connection gets a renewed certificate (once the swap that installs the wildcard's renewal
+    // is done: the swap above may be the API host's), and reaches the same tunnel.
+    let later = first;
+    await until(async () => (later = await s.fetch(host, '/later', root, { keepalive: false })).serial !== first.serial, 'a new connection served a renewed certificate');
     expect(((await later.json()) as { path: string }).path).toBe('/later');
     expect(later.serial).not.toBe(first.serial);
     socket.ws.close();
@@ -311,5 +327,39 @@ describe.skipIf('missing' in pebbleStatus)('renewal and a CA that is down', () =
     await ca.pebble.up();
     await serving(s, [API_HOST]);
     expect((await s.fetch(API_HOST, '/health', ca.pebble.issuingRootPem())).status).toBe(200);
+  }, TEST_TIMEOUT_MS);
+});
+
+describe('HTTPS with certificate files (self-signed, no CA)', () => {
+  /** A server on a self-signed pair for the API host and the tunnel wildcard, and `expose` trusting it, with a tunnel to `origin`. */
+  async function filesServerAndTunnel(subdomain: string, env: Record<string, string> = {}) {
+    const material = await selfSigned([API_HOST, WILDCARD]);
+    const s = await server({
+      EXPOSE_TLS: 'files',
+      EXPOSE_TLS_CERT_FILE: pems.write(`${subdomain}-cert.pem`, material.certPem),
+      EXPOSE_TLS_KEY_FILE: pems.write(`${subdomain}-key.pem`, material.keyPem),
+      EXPOSE_HTTP_PORT: '0',
+      ...env,
+    });
+    const root = material.certPem;
+    const user = await s.newUser(root);
+    const client = await startExpose(`https://${API_HOST}:${s.port}`, user.key, origin.port!, subdomain, pems.write(`${subdomain}-root.pem`, root));
+    return { s, root, user, client };
+  }
+
+  it('writes public_url from EXPOSE_PUBLIC_URL rather than the https default', async () => {
+    const { s, root, user, client } = await filesServerAndTunnel('custom', { EXPOSE_PUBLIC_URL: 'https://{subdomain}.tunnels.example.com' });
+    expect(client.ready.public_url).toBe('https://custom.tunnels.example.com');
+    const tunnels = await s.fetch(API_HOST, '/api/v1/tunnels', root, { headers: { authorization: `Bearer ${user.key}` } });
+    expect(((await tunnels.json()) as Array<{ public_url: string }>).map((t) => t.public_url)).toEqual(['https://custom.tunnels.example.com']);
+    // Only the URL the client is told changes: the tunnel is still served here.
+    expect(((await (await s.fetch(`custom.${TUNNEL_DOMAIN}`, '/here', root)).json()) as { path: string }).path).toBe('/here');
+  }, TEST_TIMEOUT_MS);
+
+  it('tells the local service the visitor came over https, whatever X-Forwarded-* the visitor sent', async () => {
+    const { s, root, client } = await filesServerAndTunnel('proto');
+    expect(client.ready.public_url).toBe(`https://proto.${TUNNEL_DOMAIN}:${s.port}`);
+    const visit = await s.fetch(`proto.${TUNNEL_DOMAIN}`, '/fwd', root, { headers: { 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil.example' } });
+    expect(await visit.json()).toEqual({ method: 'GET', path: '/fwd', proto: 'https', forwarded_host: `proto.${TUNNEL_DOMAIN}:${s.port}` });
   }, TEST_TIMEOUT_MS);
 });

@@ -30,8 +30,8 @@ export interface TlsTestServer {
   /** The HTTPS port. */
   port: number;
   lines: string[];
-  /** Resolves with the first log entry (past or future) for which `match` holds. */
-  logged(match: (entry: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the first log entry (past or future, from line `since` on: default all) for which `match` holds. */
+  logged(match: (entry: Record<string, unknown>) => boolean, what: string, timeoutMs?: number, since?: number): Promise<Record<string, unknown>>;
   /** `https://{host}:{port}{path}`. */
   url(host: string, path?: string): string;
   /** An HTTPS request to `host` trusting only `root`; `serial` is set to the served certificate's serial. */
@@ -67,8 +67,8 @@ export async function startTlsServer(env: Record<string, string>, options: { db?
   const running = await listenTls({ config, db, jwtSecret: TEST_SECRET, logger, hasher: CHEAP_HASHER(), acme: options.acme ?? FAST_ACME });
   const port = running.port;
 
-  const logged: TlsTestServer['logged'] = (match, what, timeoutMs = WAIT_MS) => {
-    const find = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>).find(match);
+  const logged: TlsTestServer['logged'] = (match, what, timeoutMs = WAIT_MS, since = 0) => {
+    const find = () => lines.slice(since).map((line) => JSON.parse(line) as Record<string, unknown>).find(match);
     const found = find();
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {

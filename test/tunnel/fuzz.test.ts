@@ -24,7 +24,7 @@ import {
   MAX_WINDOW_BYTES,
   MAX_WS_CONTROL_PAYLOAD_BYTES,
 } from '../../src/tunnel/protocol.ts';
-import { DOMAIN, type ScriptedClient, startTunnelServer, type TestUser, type TunnelTestServer } from '../helpers/tunnel.ts';
+import { DOMAIN, type ScriptedClient, concat, startTunnelServer, type TestUser, type TunnelTestServer } from '../helpers/tunnel.ts';
 
 /** Cases of the main property; FUZZ_RUNS raises it for a deeper search (the memory property runs a third as many). */
 const NUM_RUNS = Number(process.env.FUZZ_RUNS ?? 100);
@@ -40,6 +40,11 @@ const FC_PARAMETERS: fc.Parameters<unknown> = {
 };
 /** EXPOSE_TUNNEL_TIMEOUT for this server: short, so "no answer" cases end in a 504 quickly. */
 const RESPONSE_TIMEOUT_MS = 700;
+/**
+ * Share of a property's cases that may end in a "late 504" (see checkOutcome): a slow moment is
+ * forgiven, a machine so slow that cases pass this way by the dozen is a failure (none do today).
+ */
+const LATE_504_MAX_SHARE = 0.1;
 /** Upper bound for anything the visitor or the server must do once the case has been sent: far above what it takes, so it only catches a hang. */
 const SETTLE_MS = 8000;
 /** Generous: a loaded, shared machine is slow, and FUZZ_RUNS may be raised. */
@@ -359,21 +364,11 @@ function expectedOf(model: StreamModel): Expected {
     if (model.failed === 'timeout' || model.failed === undefined) return { kind: 'error', status: 504, code: 'tunnel_timeout' };
     return { kind: 'error', status: 502, code: 'tunnel_error' };
   }
-  const body = model.bodyless ? new Uint8Array(0) : concatBytes(model.body);
+  const body = model.bodyless ? new Uint8Array(0) : concat(model.body);
   // HEAD, 204 and 304 are answered with no body at all; a 205's body is discarded by Bun, and may be cut first.
   if (model.bodyless) return { kind: 'response', status: model.head, body, ending: model.head === 205 && model.failed !== undefined ? 'either' : 'complete' };
   if (model.failed === undefined) return { kind: 'response', status: model.head, body, ending: model.fin ? 'complete' : 'cut' };
   return { kind: 'response', status: model.head, body, ending: model.failedLate ? 'either' : 'cut' };
-}
-
-function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 // ───────────────────────────── the visitor ─────────────────────────────
@@ -677,9 +672,11 @@ describe('fuzzing the control channel of a registered client', () => {
   function checkOutcome(outcome: Outcome, expected: Expected, processedMs: number, why: string): void {
     const seen = outcome.kind === 'closed' ? { closed: true } : { status: outcome.status, error: outcome.exposeError, cut: outcome.body === 'cut' };
     const context = { why, processedMs: Math.round(processedMs), expected: expected.kind === 'error' ? expected : { ...expected, body: `${expected.body.byteLength} bytes` }, seen };
-    if (outcome.kind === 'answer' && outcome.status === 504 && outcome.exposeError === 'tunnel_timeout' && processedMs >= RESPONSE_TIMEOUT_MS) {
+    const expectedTimeout = expected.kind === 'error' && expected.status === 504;
+    if (!expectedTimeout && outcome.kind === 'answer' && outcome.status === 504 && outcome.exposeError === 'tunnel_timeout' && processedMs >= RESPONSE_TIMEOUT_MS) {
       // The machine was too slow: the server's own timeout may have come before the client's answer
-      // was read. A 504 is then right (and it is never accepted when the case was read in time).
+      // was read. A 504 is then right (and it is never accepted when the case was read in time); the
+      // properties bound how many cases end this way (LATE_504_MAX_SHARE).
       count('late 504');
       return;
     }
@@ -704,7 +701,10 @@ describe('fuzzing the control channel of a registered client', () => {
   it(
     'survives random and mutated messages and frames: the model holds, the visitor is answered, the bystander keeps serving',
     async () => {
+      const lateBefore = stats.get('late 504') ?? 0;
       await fc.assert(fc.asyncProperty(anyCase, runCase), { ...FC_PARAMETERS, numRuns: NUM_RUNS });
+      // The late-504 escape is for a slow moment, not a way through every case.
+      expect((stats.get('late 504') ?? 0) - lateBefore).toBeLessThanOrEqual(Math.ceil(NUM_RUNS * LATE_504_MAX_SHARE));
       // The fuzzer got past the decoder into every path that matters.
       expect(stats.get('closed-4002') ?? 0).toBeGreaterThan(0);
       expect([...stats.keys()].some((k) => k.startsWith('visitor 2'))).toBe(true);
@@ -725,7 +725,9 @@ describe('fuzzing the control channel of a registered client', () => {
         fc.constantFrom('complete' as const, 'complete' as const, 'close' as const),
       );
       // Warm up: code paths compiled, pools and caches at their working size.
-      for (const c of fc.sample(heavy, { numRuns: 8, seed: 1 })) await runCase(c);
+      const warmUps = fc.sample(heavy, { numRuns: 8, seed: 1 });
+      const lateBefore = stats.get('late 504') ?? 0;
+      for (const c of warmUps) await runCase(c);
       Bun.gc(true);
       const before = process.memoryUsage();
       const sentBefore = sentBytes;
@@ -735,6 +737,7 @@ describe('fuzzing the control channel of a registered client', () => {
       const sent = sentBytes - sentBefore;
       const growth = after.heapUsed - before.heapUsed;
       if (process.env.FUZZ_DEBUG) console.log({ runs, sentMiB: sent / 2 ** 20, heapGrowthMiB: growth / 2 ** 20, rssGrowthMiB: (after.rss - before.rss) / 2 ** 20 });
+      expect((stats.get('late 504') ?? 0) - lateBefore).toBeLessThanOrEqual(Math.ceil((warmUps.length + runs) * LATE_504_MAX_SHARE));
       // The bound is real: a server that kept even a quarter of what it was sent (a Map of stray
       // streams, a queue never drained) would exceed it. Everything the server keeps is bounded per
       // connection (windows, queues) and dies with it.

@@ -8,7 +8,9 @@
  * attack (`/smuggled`). When it relays, the client gets what a correct HTTP/1.1 parser would take from
  * those bytes (RFC 9112): that method and path, that body (a chunked body decoded), and framing
  * headers that agree with the body (no Transfer-Encoding; a Content-Length, if any, equal to the body's
- * length). A row whose `body` is absent is one a correct parser must refuse: relaying it at all fails.
+ * length); and the visitor gets the client's answer (200, or the row's `status`), followed by nothing
+ * but refusals of what came after it. A row whose `body` is absent is one a correct parser must
+ * refuse: relaying it at all fails.
  *
  * Bun's HTTP parser decides most of these before our code sees a request; the table records what is
  * expected of the whole server, whoever enforces it. SMUGGLING_DEBUG=1 prints what each row got.
@@ -45,6 +47,8 @@ interface Attack {
   body?: string;
   /** The path relayed, when it is not the request line's. */
   path?: string;
+  /** The visitor's first status when the row is relayed: the client's answer (200), unless a correct server answers otherwise. */
+  status?: number;
   /** Why the row is there, or which rule decides it. */
   why: string;
   /**
@@ -144,10 +148,23 @@ const ATTACKS: Attack[] = [
     name: 'last chunk followed by a request instead of trailers',
     raw: `POST /attack HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n${SMUGGLED}`,
     body: 'hello',
-    why: 'a parser that stops at 0\\r\\n runs what follows as a request; the body before it is whole, and a streaming relay has sent its end before the bad trailer line is read',
+    status: 400,
+    why: 'a parser that stops at 0\\r\\n runs what follows as a request; the body before it is whole, and a streaming relay has sent its end before the bad trailer line is read (then the message is refused: 400)',
   },
-  { name: 'trailer fields after the last chunk', raw: `POST /attack HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n`, body: 'hello', why: 'valid trailers' },
-  { name: 'chunked body, then a request in the same write', raw: `POST /attack HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${chunked('hello')}${SMUGGLED}`, body: 'hello', why: 'pipelined: the second request may be answered, or the connection closed; it is never part of this one' },
+  {
+    name: 'trailer fields after the last chunk',
+    raw: `POST /attack HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n`,
+    body: 'hello',
+    why: 'valid trailers',
+    defect: 'Bun refuses request trailers with a 400 after the body has been relayed (README, known limits): the visitor gets 400, not the answer',
+  },
+  {
+    name: 'chunked body, then a request in the same write',
+    raw: `POST /attack HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${chunked('hello')}${SMUGGLED}`,
+    body: 'hello',
+    why: 'pipelined: the second request may be answered, or the connection closed; it is never part of this one',
+    defect: 'Bun closes a connection on which a request arrives while an async answer is pending (oven-sh/bun #33664): the visitor gets no answer to the relayed request',
+  },
   // Field lines (RFC 9112 §5).
   { name: 'obs-fold: a line starting with a space', raw: `POST /attack HTTP/1.1\r\n${H}X-A: 1\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello`, body: 'hello', why: 'RFC 9112 §5.2: reject, or unfold into X-A (then CL frames the body)' },
   { name: 'obs-fold with a tab, continuing Transfer-Encoding', raw: `POST /attack HTTP/1.1\r\n${H}Transfer-Encoding: x\r\n\tchunked\r\n\r\n${chunked('hello')}`, why: 'unfolded it is "x chunked": chunked is not the only coding' },
@@ -177,12 +194,16 @@ const ATTACKS: Attack[] = [
     raw: `GET /attack HTTP/1.1\r\n${H}Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`,
     body: '',
     why: 'h2c smuggling: a relay that passes the upgrade through hands the rest of the connection to the local service',
+    defect:
+      'the preface arrives while the answer is pending (oven-sh/bun #33664): Bun answers 400 and closes, and the visitor never gets the relayed answer (without the preface it gets 200)',
   },
   {
     name: 'WebSocket upgrade followed by a request in the same write',
     raw: `GET /attack HTTP/1.1\r\n${H}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n${SMUGGLED}`,
     body: '',
+    status: 502,
     why: 'the client refuses the upgrade (502): what follows must not become a request',
+    defect: 'the request behind it arrives while the answer is pending (oven-sh/bun #33664): the connection closes without the 502 (alone, the upgrade gets it)',
   },
   { name: 'Connection: Content-Length (a hop-by-hop CL)', raw: `POST /attack HTTP/1.1\r\n${H}Content-Length: 5\r\nConnection: Content-Length\r\n\r\nhello`, body: 'hello', why: 'a proxy that drops the listed header loses the framing; we re-frame' },
   { name: 'Connection: Transfer-Encoding', raw: `POST /attack HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n${chunked('hello')}`, body: 'hello', why: 'the same for TE' },
@@ -215,6 +236,8 @@ describe('request smuggling on a tunnel host', () => {
   let server: TunnelTestServer;
   let client: ScriptedClient;
   const relayed: Relayed[] = [];
+  /** Requests relayed per row: checked in afterAll too, so a row marked as a known defect still never relays two. */
+  const relayedPerRow = new Map<string, number>();
   let wsAnswered = 0;
   let wsTimer: Timer | undefined;
   const debug: string[] = [];
@@ -249,6 +272,7 @@ describe('request smuggling on a tunnel host', () => {
     if (process.env.SMUGGLING_DEBUG) console.log(debug.join('\n'));
     // Whenever it arrived, a hidden request never reached the client.
     expect(relayed.filter((r) => r.path.includes(SMUGGLED_PATH) || headerValues(r.headers, 'x-smuggled').length > 0)).toEqual([]);
+    expect([...relayedPerRow].filter(([, count]) => count > 1)).toEqual([]);
     expect(client.handlerErrors).toEqual([]);
     expect(server.errorLogs()).toEqual([]);
     await server.stop();
@@ -311,6 +335,7 @@ describe('request smuggling on a tunnel host', () => {
       const before = relayed.length;
       const result = await exchange(attack.raw);
       const got = relayed.slice(before);
+      relayedPerRow.set(attack.name, got.length);
       debug.push(
         `${attack.name.padEnd(72)} ${got.length === 0 ? 'refused ' : `relayed ${got.length}`} statuses=${result.statuses.join(',') || '-'} closed=${result.closed}` +
           (got.length > 0 ? ` ${got.map((r) => `${r.type} ${r.method} ${r.path} body=${JSON.stringify(r.body)}${r.abandoned ? ' (abandoned)' : ''} cl=${headerValues(r.headers, 'content-length').join('|')}`).join(' | ')}` : ''),
@@ -343,6 +368,9 @@ describe('request smuggling on a tunnel host', () => {
       const lengths = headerValues(request.headers, 'content-length');
       expect(lengths.length).toBeLessThanOrEqual(1);
       if (lengths.length === 1 && request.body !== undefined) expect(Number(lengths[0])).toBe(Buffer.byteLength(request.body, 'latin1'));
+      // The visitor gets the answer to the request relayed, and after it only refusals (of the bytes that followed).
+      const answer = { answer: result.statuses[0], thenOnlyRefusals: result.statuses.slice(1).every(isRefusal) };
+      expect({ ...context, ...answer }).toEqual({ ...context, answer: attack.status ?? 200, thenOnlyRefusals: true });
       // And the server is still fine.
       expect((await server.api('GET', '/health')).status).toBe(200);
     });
