@@ -104,6 +104,9 @@ function integer(raw: string, name: string, min: number, max: number): number {
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 const HOST_NAME_MAX_LENGTH = 253;
 
+/** EXPOSE_PORT when unset. */
+export const DEFAULT_PORT = 3000;
+
 /**
  * Whether `labels` make a plausible DNS name of at least `minLabels` labels: every label valid, and
  * the last not all digits (that is a mistyped IPv4 address, `999.1.1.1`, never a host name).
@@ -206,8 +209,8 @@ function parseAcmeDirectory(raw: string | undefined, name: string): string {
 export const SETTINGS: readonly Setting<keyof Config>[] = [
   { key: 'host', env: 'EXPOSE_HOST', flag: '--host', defaultText: '0.0.0.0', help: 'listen address: an IPv4 or IPv6 address or a host name',
     parse: (raw, name) => parseHost(raw ?? '0.0.0.0', name) },
-  { key: 'port', env: 'EXPOSE_PORT', envAlias: 'PORT', flag: '--port', defaultText: '3000', help: 'listen port (0 picks a free one)',
-    parse: (raw, name) => integer(raw ?? '3000', name, 0, 65535) },
+  { key: 'port', env: 'EXPOSE_PORT', envAlias: 'PORT', flag: '--port', defaultText: String(DEFAULT_PORT), help: 'listen port (0 picks a free one)',
+    parse: (raw, name) => integer(raw ?? String(DEFAULT_PORT), name, 0, 65535) },
   { key: 'dbPath', env: 'EXPOSE_DB', flag: '--db', defaultText: './expose.db', help: 'SQLite file (created, WAL mode); :memory: allowed',
     parse: (raw, name) => {
       const value = raw ?? './expose.db';

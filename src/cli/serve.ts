@@ -4,7 +4,7 @@
  * database file, close it. With certificate files, SIGHUP reloads them.
  */
 import { networkInterfaces } from 'node:os';
-import type { Config } from '../config.ts';
+import { type Config, DEFAULT_PORT } from '../config.ts';
 import { parseIp } from '../lib/client-ip.ts';
 import { version } from '../../package.json';
 import { listen, listenTls, type RunningServer, type RunningTlsServer } from '../server.ts';
@@ -151,7 +151,7 @@ async function start(config: Config, store: ReturnType<typeof openStore>, logger
     reachable_at: reachableUrls(config.host, port, 'https'),
     ...common,
   });
-  if (config.port !== 3000) logger.warn('EXPOSE_PORT is not used with TLS on: the server listens on EXPOSE_HTTPS_PORT and EXPOSE_HTTP_PORT', { https_port: port, http_port: running.httpPort });
+  if (config.port !== DEFAULT_PORT) logger.warn('EXPOSE_PORT is not used with TLS on: the server listens on EXPOSE_HTTPS_PORT and EXPOSE_HTTP_PORT', { https_port: port, http_port: running.httpPort });
   return { relay: running.relay, stop: (force) => running.stop(force), tls: running };
 }
 
