@@ -1,6 +1,7 @@
 /** Opens the SQLite database with the PRAGMAs the server relies on, and wraps it in drizzle. */
 import { Database } from 'bun:sqlite';
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite';
+import { trackWrites } from './change-watch.ts';
 import * as schema from './schema.ts';
 
 /** The drizzle wrapper; `$client` is the bun:sqlite handle under it (for prepared statements of its own). */
@@ -15,10 +16,12 @@ export interface DbHandle {
 /**
  * Opens (creating if needed) the database at `path`; `:memory:` gives a private in-memory one.
  * WAL lets readers run beside the writer; synchronous=NORMAL is durable across process crashes in WAL
- * mode; busy_timeout covers an operator's backup holding a lock; foreign keys enforce cascades.
+ * mode; busy_timeout covers an operator's backup holding a lock; foreign keys enforce cascades. Its
+ * writes are tracked from the first statement on (trackWrites), so cached reads need no query to stay valid.
  */
 export function openDb(path: string): DbHandle {
   const sqlite = new Database(path, { create: true, strict: true });
+  trackWrites(sqlite);
   if (path !== ':memory:') sqlite.run('PRAGMA journal_mode = WAL');
   sqlite.run('PRAGMA synchronous = NORMAL');
   sqlite.run('PRAGMA foreign_keys = ON');

@@ -1,23 +1,34 @@
 /** ChangeWatch and GenerationCache: when a cached read must be dropped. */
 import { Database } from 'bun:sqlite';
-import { afterAll, describe, expect, it } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChangeWatch, EXTERNAL_CHECK_INTERVAL_MS, GenerationCache } from '../../src/db/change-watch.ts';
+import { ChangeWatch, EXTERNAL_CHECK_INTERVAL_MS, GenerationCache, trackWrites } from '../../src/db/change-watch.ts';
+import { openDb } from '../../src/db/client.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { users } from '../../src/db/schema.ts';
+import { eq, sql } from 'drizzle-orm';
 
 const dir = mkdtempSync(join(tmpdir(), 'expose-watch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+let tracked = false;
+/** A WAL database with table t; its writes tracked (trackWrites, as openDb does) in the tracked runs. */
 function fileDb(name: string): { path: string; db: Database } {
-  const path = join(dir, name);
+  const path = join(dir, `${tracked ? 'tracked-' : ''}${name}`);
   const db = new Database(path, { create: true });
+  if (tracked) trackWrites(db);
   db.run('PRAGMA journal_mode = WAL');
   db.run('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
   return { path, db };
 }
 
-describe('ChangeWatch', () => {
+describe.each([false, true])('ChangeWatch (writes tracked: %p)', (trackedRun) => {
+  beforeAll(() => {
+    tracked = trackedRun;
+  });
+
   it('keeps its generation while nothing is written', () => {
     const { db } = fileDb('quiet.db');
     const watch = ChangeWatch.of(db);
@@ -87,5 +98,115 @@ describe('GenerationCache', () => {
     for (let i = 0; i < 10; i++) cache.set(i, i);
     expect(cache.size).toBeLessThanOrEqual(3);
     expect(cache.get(9)).toBe(9);
+  });
+});
+
+/**
+ * Counts the executions of the watch's `SELECT total_changes()`: the test's wrapper around prepare
+ * sits over trackWrites' one, so it sees the statement the watch prepares.
+ */
+function countTotalReads(db: Database): { reads: number } {
+  const counter = { reads: 0 };
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string, ...rest: unknown[]) => {
+    const statement = (prepare as (...a: unknown[]) => ReturnType<Database['prepare']>)(sql, ...rest);
+    if (sql.includes('total_changes()')) {
+      const get = statement.get.bind(statement);
+      statement.get = ((...args: unknown[]) => {
+        counter.reads++;
+        return (get as (...a: unknown[]) => unknown)(...args);
+      }) as typeof statement.get;
+    }
+    return statement;
+  }) as Database['prepare'];
+  return counter;
+}
+
+describe('trackWrites', () => {
+  function trackedDb(name: string): Database {
+    const db = new Database(join(dir, name), { create: true });
+    trackWrites(db);
+    db.run('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    return db;
+  }
+
+  it('runs no statement for the generation while only reads run; an untracked connection runs one each time', () => {
+    const db = trackedDb('no-statement.db');
+    const counter = countTotalReads(db);
+    const watch = ChangeWatch.of(db);
+    const first = watch.generation();
+    const before = counter.reads;
+    for (let i = 0; i < 100; i++) {
+      db.query('SELECT * FROM t').all();
+      expect(watch.generation()).toBe(first);
+    }
+    expect(counter.reads).toBe(before);
+
+    const plain = new Database(':memory:');
+    const plainCounter = countTotalReads(plain);
+    const plainWatch = ChangeWatch.of(plain);
+    const plainBefore = plainCounter.reads;
+    for (let i = 0; i < 100; i++) plainWatch.generation();
+    expect(plainCounter.reads).toBe(plainBefore + 100);
+  });
+
+  // Every way a connection can write: each must move the generation at once.
+  const writes: Array<[string, (db: Database) => void]> = [
+    ['prepare().run', (db) => db.prepare("INSERT INTO t (v) VALUES ('a')").run()],
+    ['prepare().get with RETURNING', (db) => db.prepare("INSERT INTO t (v) VALUES ('a') RETURNING id").get()],
+    ['prepare().all with RETURNING', (db) => db.prepare("INSERT INTO t (v) VALUES ('a') RETURNING id").all()],
+    ['prepare().values with RETURNING', (db) => db.prepare("INSERT INTO t (v) VALUES ('a') RETURNING id").values()],
+    ['prepare().iterate with RETURNING', (db) => [...db.prepare("INSERT INTO t (v) VALUES ('a') RETURNING id").iterate()]],
+    ['query().run', (db) => db.query("INSERT INTO t (v) VALUES ('a')").run()],
+    ['run', (db) => db.run("INSERT INTO t (v) VALUES ('a')")],
+    ['exec', (db) => db.exec("INSERT INTO t (v) VALUES ('a')")],
+    ['a write after a read in one exec', (db) => db.exec("SELECT 1; INSERT INTO t (v) VALUES ('a')")],
+    ['UPDATE', (db) => db.run("UPDATE t SET v = 'changed'")],
+    ['DELETE of every row', (db) => db.run('DELETE FROM t')],
+    ['transaction', (db) => db.transaction(() => db.prepare("INSERT INTO t (v) VALUES ('a')").run()).immediate()],
+    ['a WITH ... INSERT', (db) => db.prepare("WITH x AS (SELECT 'a' AS v) INSERT INTO t (v) SELECT v FROM x").run()],
+  ];
+  for (const [name, write] of writes) {
+    it(`sees a write through ${name}`, () => {
+      const db = trackedDb(`write-${name.replace(/\W+/g, '-')}.db`);
+      db.run("INSERT INTO t (v) VALUES ('seed')");
+      const watch = ChangeWatch.of(db);
+      const first = watch.generation();
+      write(db);
+      expect(watch.generation()).not.toBe(first);
+    });
+  }
+
+  it('sees a write through a statement prepared before the watch existed, executed many times', () => {
+    const db = trackedDb('early.db');
+    const insert = db.prepare("INSERT INTO t (v) VALUES ('early')");
+    const watch = ChangeWatch.of(db);
+    let last = watch.generation();
+    for (let i = 0; i < 50; i++) {
+      insert.run();
+      const next = watch.generation();
+      expect(next).not.toBe(last);
+      last = next;
+    }
+  });
+
+  it('sees every write the services make through drizzle on a database from openDb', () => {
+    const { sqlite, db } = openDb(join(dir, 'drizzle.db'));
+    migrate(db);
+    const counter = countTotalReads(sqlite);
+    const watch = ChangeWatch.of(sqlite);
+    const first = watch.generation();
+    const reads = counter.reads;
+    sqlite.query('SELECT count(*) FROM users').get();
+    expect(watch.generation()).toBe(first);
+    expect(counter.reads).toBe(reads);
+    db.run(sql`INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ('u1', 'a@example.com', 'x', 0, 0)`);
+    const second = watch.generation();
+    expect(second).not.toBe(first);
+    db.update(users).set({ updatedAt: 1 }).where(eq(users.id, 'u1')).run();
+    const third = watch.generation();
+    expect(third).not.toBe(second);
+    db.delete(users).where(eq(users.id, 'u1')).returning({ id: users.id }).all();
+    expect(watch.generation()).not.toBe(third);
   });
 });
