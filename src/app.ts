@@ -11,9 +11,10 @@ import { JwtCodec } from './lib/jwt.ts';
 import type { Logger } from './lib/logger.ts';
 import { LoginBackoff } from './lib/login-backoff.ts';
 import { PasswordHasher } from './lib/password.ts';
-import { guardPlugin } from './http/auth.ts';
+import { Guard, guardPlugin } from './http/auth.ts';
 import { bodyPlugin } from './http/body.ts';
 import { ClientAddresses, type SocketAddress } from './http/client-address.ts';
+import { DirectReads } from './http/direct-reads.ts';
 import { docsPlugin } from './http/docs.ts';
 import { errorsPlugin, notFound } from './http/errors.ts';
 import { RequestLog } from './http/request-log.ts';
@@ -76,15 +77,19 @@ export function createServices(deps: AppDeps) {
 export type Services = ReturnType<typeof createServices>;
 
 /**
- * Builds the application: its routes (`elysia`) and `fetch`, which serves them with a request id on
- * every answer and one access-log line per request. `services` may be passed in when the caller
+ * Builds the application: its routes (`elysia`), the guarded GET reads also answered in front of
+ * Elysia (`direct`, see src/http/direct-reads.ts) and `fetch`, which serves them all with a request id
+ * on every answer and one access-log line per request. `services` may be passed in when the caller
  * (tests, CLI) needs the same instances.
  */
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
   const limiter = deps.limiter ?? createLimiter(deps.config, services.clock);
   const socketAddress: SocketAddress = deps.socketAddress ?? (() => undefined);
   const requestLog = new RequestLog(deps.logger, new ClientAddresses(socketAddress, deps.config.trustedProxies));
-  const guard = guardPlugin(new Authenticator(services.sessions, services.apiKeys), limiter, (request) => requestLog.client(request));
+  const checks = new Guard(new Authenticator(services.sessions, services.apiKeys), limiter, (request) => requestLog.client(request));
+  const guard = guardPlugin(checks);
+  // The guarded GET reads, answered before Elysia sees them; each module adds its own.
+  const direct = new DirectReads(checks, deps.logger);
   // Warm the dummy hash now, so the first login of an unknown email costs what any other does.
   void services.hasher.ensureDummyHash();
 
@@ -98,13 +103,13 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     .use(docsPlugin())
     .use(healthRoutes(deps.db.sqlite))
     .use(authRoutes(guard, services.auth))
-    .use(userRoutes(guard, services.users))
-    .use(apiKeyRoutes(guard, services.apiKeys))
-    .use(tunnelRoutes(guard, new TunnelService(deps.tunnels ?? NO_TUNNELS)))
+    .use(userRoutes(guard, services.users, direct))
+    .use(apiKeyRoutes(guard, services.apiKeys, direct))
+    .use(tunnelRoutes(guard, new TunnelService(deps.tunnels ?? NO_TUNNELS), direct))
     .use(guard)
     // Unknown /api/v1 routes and methods are general-class requests like any other: 429 before 404.
     .all('/api/v1/*', () => {
       throw notFound('Not found');
     }, { access: { limit: 'general', body: 'none' }, detail: { hide: true } });
-  return { elysia: app, fetch: requestLog.wrap(app.fetch) };
+  return { elysia: app, direct, fetch: requestLog.wrap(app.fetch, (request, requestId) => direct.answer(request, requestId)) };
 }

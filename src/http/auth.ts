@@ -9,7 +9,7 @@ import { Elysia, status } from 'elysia';
 import { decodeJsonBody, readRawBody } from './body.ts';
 import { synchronous } from './synchronous.ts';
 import type { ClientAddress } from './client-address.ts';
-import { answerWith, type AppError, forbidden, unauthorized } from './errors.ts';
+import { AppError, answerWith, forbidden, unauthorized } from './errors.ts';
 import type { LimitClass, RateLimiter } from './rate-limit.ts';
 
 /** Who is calling: a user through a session token or through one of their API keys. */
@@ -45,12 +45,42 @@ interface GuardContext {
 }
 
 /**
+ * The guard's checks, in the contract's order, for the `access` macro below and for the direct reads
+ * (src/http/direct-reads.ts) alike, so both answer every request the same way.
+ */
+export class Guard {
+  constructor(
+    private readonly credentials: CredentialCheck,
+    private readonly limiter: RateLimiter,
+    private readonly clientOf: (request: Request) => ClientAddress,
+  ) {}
+
+  /**
+   * Checks `request` against `access`, writing the RateLimit headers of the bucket it took from into
+   * `headers`. Returns the refusal to answer (429, 401, 403), the caller when the route takes
+   * credentials, or undefined for a route without credentials that may go on.
+   */
+  check(access: Access, request: Request, headers: Record<string, unknown>): Principal | AppError | undefined {
+    if ('limit' in access) return this.limiter.refusal(access.limit, this.clientOf(request).key, headers);
+    const principal = this.credentials.fromHeader(request.headers.get('authorization'));
+    if (!principal) {
+      this.limiter.record('general', this.clientOf(request).key, headers);
+      return UNAUTHORIZED;
+    }
+    const refusal = this.limiter.refusal('general', `user:${principal.userId}`, headers);
+    if (refusal) return refusal;
+    if (access.auth === 'jwt' && principal.kind !== 'jwt') return FORBIDDEN;
+    return principal;
+  }
+}
+
+/**
  * The `access` macro: add `{ access: { auth: 'jwt' } }` to a route to guard it.
  * Refusals (429, 401, 403) are returned as Elysia status answers rather than thrown: they are what a
  * flood receives, and a throw through the error handler costs more than the rest of the refusal. The
  * answer is the one the errors plugin would give (`answerWith`).
  */
-export function guardPlugin(credentials: CredentialCheck, limiter: RateLimiter, clientOf: (request: Request) => ClientAddress) {
+export function guardPlugin(guard: Guard) {
   const principals = new WeakMap<Request, Principal>();
   return new Elysia({ name: 'http.guard' }).macro({
     access: (access: Access) => {
@@ -60,21 +90,10 @@ export function guardPlugin(credentials: CredentialCheck, limiter: RateLimiter, 
       // Elysia answers with a status returned from a transform (its compiled and its dynamic handler
       // both check for one), though its types say a transform returns nothing.
       const check = ({ request, set }: GuardContext): void => {
-        const refuse = (error: AppError) => status(error.status as 429, answerWith(set, error)) as unknown as void;
-        if ('limit' in access) {
-          const refusal = limiter.refusal(access.limit, clientOf(request).key, set.headers);
-          if (refusal) return refuse(refusal);
-          return;
-        }
-        const principal = credentials.fromHeader(request.headers.get('authorization'));
-        if (!principal) {
-          limiter.record('general', clientOf(request).key, set.headers);
-          return refuse(UNAUTHORIZED);
-        }
-        const refusal = limiter.refusal('general', `user:${principal.userId}`, set.headers);
-        if (refusal) return refuse(refusal);
-        if (access.auth === 'jwt' && principal.kind !== 'jwt') return refuse(FORBIDDEN);
-        principals.set(request, principal);
+        const outcome = guard.check(access, request, set.headers);
+        if (outcome === undefined) return;
+        if (outcome instanceof AppError) return status(outcome.status as 429, answerWith(set, outcome)) as unknown as void;
+        principals.set(request, outcome);
       };
       // Routes with a JSON body read it raw (readRawBody) before the guard, and decode it only once the
       // caller has passed: nobody gets the server to parse JSON without a token to spend. These routes

@@ -68,7 +68,8 @@ export const unauthorized = () => new AppError(401, 'unauthorized', MESSAGES.una
 export const forbidden = () => new AppError(403, 'forbidden', MESSAGES.forbidden);
 export const notFound = (message: string) => new AppError(404, 'not_found', message);
 
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+/** The Content-Type of every error envelope. */
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 /** The envelope's JSON text. */
 function envelope(code: ErrorCode, message: string): string {
@@ -131,15 +132,23 @@ export function errorsPlugin(logger: Logger, requestIdOf: (request: Request) => 
       case 'PARSE':
         return answer(400, 'validation_error', 'Request body is not valid JSON');
     }
-    const err = error as Error;
-    logger.error('unhandled error', {
-      request_id: requestIdOf(request),
-      method: request.method,
-      path: pathOf(request.url),
-      error: err?.name,
-      detail: err?.message,
-      stack: err?.stack,
-    });
+    logUnexpected(logger, request, requestIdOf(request), error);
     return answer(500, 'internal_error', MESSAGES.internal);
+  });
+}
+
+/** The answer to an error that is not an AppError: a bug or a failure, whose detail stays in the log. */
+export const INTERNAL_ERROR = new AppError(500, 'internal_error', MESSAGES.internal);
+
+/** Logs an unexpected error with its detail (never sent to the caller). */
+export function logUnexpected(logger: Logger, request: Request, requestId: string | undefined, error: unknown): void {
+  const err = error as Error;
+  logger.error('unhandled error', {
+    request_id: requestId,
+    method: request.method,
+    path: pathOf(request.url),
+    error: err?.name,
+    detail: err?.message,
+    stack: err?.stack,
   });
 }

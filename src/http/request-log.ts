@@ -33,6 +33,9 @@ interface RequestRecord {
 /** What the app answers with; Elysia's compiled handler answers synchronously when no hook awaits. */
 export type Fetch = (request: Request) => Response | Promise<Response>;
 
+/** An answer made before the app sees the request, already carrying the request id; undefined to let the app answer. */
+export type DirectAnswer = (request: Request, requestId: string) => Response | undefined;
+
 /**
  * The request's path without the query string, a `#fragment` (no browser sends one, a raw client may,
  * and it could carry a secret as well as the query) or anything like a credential. Bun has already
@@ -85,9 +88,10 @@ export class RequestLog {
 
   /**
    * `fetch` with an `X-Request-Id` on every answer and one access-log line per request, made as the
-   * answer leaves the app. Stays synchronous when `fetch` answers synchronously.
+   * answer leaves the app. Stays synchronous when `fetch` answers synchronously. `direct` is asked
+   * first (src/http/direct-reads.ts); its answers carry the id already.
    */
-  wrap(fetch: Fetch): Fetch {
+  wrap(fetch: Fetch, direct?: DirectAnswer): Fetch {
     return (request) => {
       const record: RequestRecord = {
         id: requestIdFrom(request.headers.get(REQUEST_ID_HEADER)),
@@ -97,13 +101,19 @@ export class RequestLog {
       this.records.set(request, record);
       // At debug level, a request that never finishes still shows up.
       if (this.logger.enabled('debug')) this.logger.debug('request started', { method: request.method, path: pathOf(request.url), request_id: record.id });
+      const early = direct?.(request, record.id);
+      if (early !== undefined) return this.answered(request, record, early);
       const answer = fetch(request);
-      return answer instanceof Response ? this.answered(request, record, answer) : answer.then((response) => this.answered(request, record, response));
+      return answer instanceof Response ? this.withId(request, record, answer) : answer.then((response) => this.withId(request, record, response));
     };
   }
 
-  private answered(request: Request, record: RequestRecord, response: Response): Response {
+  private withId(request: Request, record: RequestRecord, response: Response): Response {
     response.headers.set(REQUEST_ID_HEADER, record.id);
+    return this.answered(request, record, response);
+  }
+
+  private answered(request: Request, record: RequestRecord, response: Response): Response {
     this.unwritten.push({
       method: request.method,
       // The pathname only: a query string may hold a secret someone pasted into a URL.

@@ -1,17 +1,22 @@
 /** Routes: GET/POST /api/v1/api-keys, DELETE /api/v1/api-keys/{id}. */
 import { Elysia } from 'elysia';
-import type { guardPlugin } from '../../http/auth.ts';
+import type { guardPlugin, Principal } from '../../http/auth.ts';
+import type { DirectReads } from '../../http/direct-reads.ts';
 import { synchronous } from '../../http/synchronous.ts';
 import { errorResponses } from '../../http/error-responses.ts';
 import { noContent } from '../../http/openapi-document.ts';
 import { ApiKeyList, ApiKeyParams, CreateApiKeyBody, CreateApiKeyRequestBody, CreatedApiKey } from './model.ts';
 import type { ApiKeyService } from './service.ts';
 
-/** The api-keys feature's routes. */
-export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: ApiKeyService) {
-  return new Elysia({ name: 'modules.api-keys', prefix: '/api/v1/api-keys', detail: { tags: ['api-keys'] } })
+const PREFIX = '/api/v1/api-keys';
+
+/** The api-keys feature's routes; the GET of the list is also served by `direct`. */
+export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: ApiKeyService, direct: DirectReads) {
+  const list = (principal: Principal) => apiKeys.list(principal.userId);
+  direct.add(PREFIX, list);
+  return new Elysia({ name: 'modules.api-keys', prefix: PREFIX, detail: { tags: ['api-keys'] } })
     .use(guard)
-    .get('', synchronous(({ principal }) => apiKeys.list(principal.userId)), {
+    .get('', synchronous(({ principal }) => list(principal)), {
       access: { auth: 'any' },
       response: { 200: ApiKeyList, ...errorResponses(['unauthorized', 'payload_too_large', 'rate_limited']) },
       detail: { summary: "The caller's API keys, newest first", security: [{ jwt: [] }, { apiKey: [] }] },

@@ -1,6 +1,7 @@
 /** Routes: GET /api/v1/tunnels, GET/DELETE /api/v1/tunnels/{id}. General-class API routes like any other. */
 import { Elysia, t } from 'elysia';
-import type { guardPlugin } from '../../http/auth.ts';
+import type { guardPlugin, Principal } from '../../http/auth.ts';
+import type { DirectReads } from '../../http/direct-reads.ts';
 import { synchronous } from '../../http/synchronous.ts';
 import { errorResponses } from '../../http/error-responses.ts';
 import { noContent } from '../../http/openapi-document.ts';
@@ -11,11 +12,15 @@ const READ_ERRORS = errorResponses(['unauthorized', 'payload_too_large', 'rate_l
 const ONE_ERRORS = errorResponses(['unauthorized', 'not_found', 'payload_too_large', 'rate_limited'], { not_found: TUNNEL_NOT_FOUND });
 const SECURITY: Record<string, string[]>[] = [{ jwt: [] }, { apiKey: [] }];
 
-/** The tunnels feature's routes. */
-export function tunnelRoutes(guard: ReturnType<typeof guardPlugin>, tunnels: TunnelService) {
-  return new Elysia({ name: 'modules.tunnels', prefix: '/api/v1/tunnels', detail: { tags: ['tunnels'] } })
+const PREFIX = '/api/v1/tunnels';
+
+/** The tunnels feature's routes; the GET of the list is also served by `direct`. */
+export function tunnelRoutes(guard: ReturnType<typeof guardPlugin>, tunnels: TunnelService, direct: DirectReads) {
+  const list = (principal: Principal) => tunnels.list(principal.userId);
+  direct.add(PREFIX, list);
+  return new Elysia({ name: 'modules.tunnels', prefix: PREFIX, detail: { tags: ['tunnels'] } })
     .use(guard)
-    .get('', synchronous(({ principal }) => tunnels.list(principal.userId)), {
+    .get('', synchronous(({ principal }) => list(principal)), {
       access: { auth: 'any' },
       response: { 200: t.Array(Tunnel), ...READ_ERRORS },
       detail: { summary: "The caller's live tunnels, newest first", security: SECURITY },

@@ -1,6 +1,7 @@
 /** Routes: GET /api/v1/users/me, PUT /api/v1/users/me/password. */
 import { Elysia } from 'elysia';
-import type { guardPlugin } from '../../http/auth.ts';
+import type { guardPlugin, Principal } from '../../http/auth.ts';
+import type { DirectReads } from '../../http/direct-reads.ts';
 import { synchronous } from '../../http/synchronous.ts';
 import { errorResponses } from '../../http/error-responses.ts';
 import { forbidden, unauthorized } from '../../http/errors.ts';
@@ -8,17 +9,21 @@ import { PASSWORD_MIN_LENGTH_FLOOR } from '../../lib/password.ts';
 import { ChangePasswordBody, ChangePasswordRequestBody, MessageBody, User } from './model.ts';
 import type { UserService } from './service.ts';
 
-/** The users feature's routes. */
-export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserService) {
-  return new Elysia({ name: 'modules.users', prefix: '/api/v1/users', detail: { tags: ['users'] } })
+const PREFIX = '/api/v1/users';
+
+/** The users feature's routes; GET /me is also served by `direct`. */
+export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserService, direct: DirectReads) {
+  const me = (principal: Principal) => {
+    const user = users.view(principal.userId);
+    if (!user) throw unauthorized();
+    return user;
+  };
+  direct.add(`${PREFIX}/me`, me);
+  return new Elysia({ name: 'modules.users', prefix: PREFIX, detail: { tags: ['users'] } })
     .use(guard)
     .get(
       '/me',
-      synchronous(({ principal }) => {
-        const user = users.view(principal.userId);
-        if (!user) throw unauthorized();
-        return user;
-      }),
+      synchronous(({ principal }) => me(principal)),
       {
         access: { auth: 'any' },
         response: { 200: User, ...errorResponses(['unauthorized', 'payload_too_large', 'rate_limited']) },

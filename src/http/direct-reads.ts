@@ -1,0 +1,89 @@
+/**
+ * The guarded GET reads (GET /api/v1/users/me, /api-keys, /tunnels) answered in front of Elysia. They
+ * are most of what an API key does all day, and on a read this cheap Elysia's per-request machinery
+ * (the context, its hooks, the header map copied into every answer and turned into a Headers object,
+ * the request id added to the finished answer) cost more than the read itself.
+ *
+ * Each read is the same function the Elysia route calls, and the checks are the guard's own (`Guard`),
+ * so the answers are the same: status, body, every header (test/http/direct-reads.test.ts compares the
+ * two paths request by request). What differs is how they are built: headers are copied from a
+ * Headers object made once at start, the request id goes in before the Response exists.
+ *
+ * Anything else falls through to Elysia: another method (HEAD included), another path, and any request
+ * that announces a body (Content-Length or Transfer-Encoding), whose size rule Elysia's hooks apply.
+ */
+import type { Logger } from '../lib/logger.ts';
+import type { Access, Guard, Principal } from './auth.ts';
+import { AppError, INTERNAL_ERROR, JSON_CONTENT_TYPE, logUnexpected } from './errors.ts';
+import { REQUEST_ID_HEADER } from './request-log.ts';
+import { SECURITY_HEADERS } from './security-headers.ts';
+
+/** A read: what the route answers for `principal`. May throw an AppError (a 401 when the account is gone). */
+export type Read = (principal: Principal) => unknown;
+
+/** What `Response.json` (Elysia's answer for an object) sends. */
+const JSON_BODY_TYPE = 'application/json;charset=utf-8';
+
+/** The headers every success, and every refusal, starts from: copied per answer, never changed. */
+const SUCCESS_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': JSON_BODY_TYPE });
+const ERROR_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': JSON_CONTENT_TYPE });
+
+/** An answer: `base`'s headers, then `extra`'s (RateLimit, Retry-After, WWW-Authenticate), then the request id. */
+function answer(status: number, text: string, base: Headers, extra: Record<string, unknown>, requestId: string): Response {
+  const headers = new Headers(base);
+  for (const name in extra) headers.set(name, String(extra[name]));
+  headers.set(REQUEST_ID_HEADER, requestId);
+  return new Response(text, { status, headers });
+}
+
+interface Route {
+  access: Access;
+  read: Read;
+}
+
+/** The direct reads of one app; `answer` is called for every request before Elysia sees it. */
+export class DirectReads {
+  private readonly routes = new Map<string, Route>();
+
+  constructor(
+    private readonly guard: Guard,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Serves `read` for GET `path` (and `path/`, as Elysia does) to callers with the credentials `auth` names. */
+  add(path: string, read: Read, auth: 'any' | 'jwt' = 'any'): void {
+    const route = { access: { auth }, read };
+    this.routes.set(path, route);
+    this.routes.set(`${path}/`, route);
+  }
+
+  /** The paths served, for tests. */
+  get paths(): string[] {
+    return [...this.routes.keys()];
+  }
+
+  /** The answer to `request`, or undefined when Elysia must answer it. */
+  answer(request: Request, requestId: string): Response | undefined {
+    if (request.method !== 'GET') return undefined;
+    const url = request.url;
+    const start = url.indexOf('/', url.indexOf('//') + 2);
+    if (start === -1) return undefined;
+    const query = url.indexOf('?', start);
+    const route = this.routes.get(query === -1 ? url.slice(start) : url.slice(start, query));
+    if (route === undefined) return undefined;
+    const headers = request.headers;
+    if (headers.has('content-length') || headers.has('transfer-encoding')) return undefined;
+
+    const extra: Record<string, unknown> = {};
+    let outcome: Principal | AppError;
+    try {
+      // A route that takes credentials always has a caller or a refusal.
+      outcome = this.guard.check(route.access, request, extra) as Principal | AppError;
+      if (!(outcome instanceof AppError)) return answer(200, JSON.stringify(route.read(outcome)), SUCCESS_HEADERS, extra, requestId);
+    } catch (error) {
+      outcome = error instanceof AppError ? error : INTERNAL_ERROR;
+      if (outcome === INTERNAL_ERROR) logUnexpected(this.logger, request, requestId, error);
+    }
+    return answer(outcome.status, outcome.body, ERROR_HEADERS, { ...extra, ...outcome.headers }, requestId);
+  }
+}
