@@ -15,7 +15,7 @@ import { errorResponse, forbidden, unauthorized, type AppError } from './http/er
 import { systemClock } from './lib/clock.ts';
 import { Authenticator } from './modules/auth/authenticator.ts';
 import { Ingress } from './tunnel/ingress.ts';
-import { routeHost } from './tunnel/host.ts';
+import { HostRouter, routeHost } from './tunnel/host.ts';
 import { TunnelRelay } from './tunnel/relay.ts';
 import type { AcmeTuning } from './tls/acme-source.ts';
 import { httpsOrigin, listenHttp } from './tls/http-redirect.ts';
@@ -161,12 +161,13 @@ function createHandlers(
     return errorResponse(400, 'validation_error', 'WebSocket upgrade failed', headers);
   };
 
+  const hosts = new HostRouter(relay.settings.domain);
   const serveOptions: GenerationOptions<SocketData> = {
     development: false,
     // Tunnel bodies have no size limit ("unlimited"); the API refuses bodies over 64 KiB itself.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     fetch(request, bunServer) {
-      const route = routeHost(request.headers.get('host'), relay.settings.domain);
+      const route = hosts.route(request.headers.get('host'));
       if (route.side === 'tunnel') return ingress.handle(request, bunServer, route.subdomain);
       if (hasPath(request.url, CONNECT_PATH)) return connect(request, bunServer);
       return apiFetch(asHttp(request));

@@ -1,6 +1,6 @@
 /** Host routing: the normalisation table, then the same rules through a real socket (tunnel side vs API side). */
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
-import { normaliseHost, routeHost } from '../../src/tunnel/host.ts';
+import { HostRouter, normaliseHost, routeHost } from '../../src/tunnel/host.ts';
 import { DOMAIN, rawHttp, type ScriptedClient, startTunnelServer, type TunnelTestServer } from '../helpers/tunnel.ts';
 
 describe('normaliseHost', () => {
@@ -62,6 +62,22 @@ describe('routeHost', () => {
       expect(routeHost(host, DOMAIN)).toEqual(expected as never);
     });
   }
+
+  it('routes every host of the table the same through HostRouter, first seen or remembered, in any order', () => {
+    const router = new HostRouter(DOMAIN);
+    for (let round = 0; round < 3; round++) {
+      const order = round === 1 ? [...table].reverse() : table;
+      for (const [host, expected] of order) expect({ host, route: router.route(host) }).toEqual({ host, route: expected as never });
+    }
+  });
+
+  it('keeps HostRouter bounded under a flood of made-up hosts, and still right after it', () => {
+    const router = new HostRouter(DOMAIN);
+    for (let i = 0; i < 5000; i++) router.route(`x${i}.expose.test`);
+    expect((router as unknown as { memo: Map<string, unknown> }).memo.size).toBeLessThanOrEqual(1024);
+    expect(router.route('myapp.expose.test')).toEqual({ side: 'tunnel', subdomain: 'myapp' });
+    expect(router.route('expose.test')).toEqual({ side: 'api' });
+  });
 });
 
 describe('Host routing on the socket', () => {
