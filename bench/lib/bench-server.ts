@@ -123,11 +123,12 @@ function readLog(stream: ReadableStream<Uint8Array>, log: ProductServer['log'], 
  * file database, with `env` on top of the defaults; the listen address is 127.0.0.1 and a free port.
  * Its stdout is a pipe that this process reads to the end, as a log collector would: the server pays
  * for every line as it does in production (the default level, `info`, logs every request). Then an
- * account is registered and an API key created through the API, as a user would.
+ * account is registered and an API key created through the API, as a user would. `entryPoint` is
+ * another checkout's src/index.ts for an A/B run (bench/ab.ts).
  */
-export async function startProductServer(env: Record<string, string>): Promise<ProductServer> {
+export async function startProductServer(env: Record<string, string>, entryPoint = ENTRY_POINT): Promise<ProductServer> {
   const dir = mkdtempSync(join(tmpdir(), 'expose-bench-db-'));
-  const child = Bun.spawn(pinned(CORES.server, [BUN, '--no-env-file', ENTRY_POINT, 'serve']), {
+  const child = Bun.spawn(pinned(CORES.server, [BUN, '--no-env-file', entryPoint, 'serve']), {
     env: { ...process.env, EXPOSE_HOST: HOST, EXPOSE_PORT: '0', EXPOSE_DB: join(dir, 'bench.db'), ...env },
     stdout: 'pipe',
     stderr: 'inherit',
