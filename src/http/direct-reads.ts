@@ -24,16 +24,34 @@ export type Read = (principal: Principal) => unknown;
 /** What `Response.json` (Elysia's answer for an object) sends. */
 const JSON_BODY_TYPE = 'application/json;charset=utf-8';
 
-/** The headers every success, and every refusal, starts from: copied per answer, never changed. */
+/**
+ * The headers of every success, and of every refusal: the security headers and the Content-Type, then
+ * per answer its request id and any extra headers. `new Response` copies the headers it is given, so
+ * one Headers object per kind serves every answer: set, copied into the Response, and the extras
+ * put back as they were before anything else can run (cloning a Headers object per answer cost ~1 µs).
+ */
 const SUCCESS_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': JSON_BODY_TYPE });
 const ERROR_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': JSON_CONTENT_TYPE });
 
-/** An answer: `base`'s headers, then `extra`'s (RateLimit, Retry-After, WWW-Authenticate), then the request id. */
-function answer(status: number, text: string, base: Headers, extra: Record<string, unknown>, requestId: string): Response {
-  const headers = new Headers(base);
-  for (const name in extra) headers.set(name, String(extra[name]));
+/** An answer: `headers` (one of the two above), with `extra` (RateLimit, Retry-After, WWW-Authenticate) and the request id. */
+function answer(status: number, text: string, headers: Headers, extra: Record<string, unknown>, requestId: string): Response {
+  // What each extra replaces, put back afterwards (none of them replaces anything today).
+  let replaced: Array<[string, string | null]> | undefined;
+  for (const name in extra) {
+    (replaced ??= []).push([name, headers.get(name)]);
+    headers.set(name, String(extra[name]));
+  }
   headers.set(REQUEST_ID_HEADER, requestId);
-  return new Response(text, { status, headers });
+  try {
+    return new Response(text, { status, headers });
+  } finally {
+    if (replaced !== undefined) {
+      for (const [name, before] of replaced) {
+        if (before === null) headers.delete(name);
+        else headers.set(name, before);
+      }
+    }
+  }
 }
 
 interface Route {
