@@ -4,14 +4,16 @@
  * (the context, its hooks, the header map copied into every answer and turned into a Headers object,
  * the request id added to the finished answer) cost more than the read itself.
  *
- * Each read is the same function the Elysia route calls, and the checks are the guard's own (`Guard`),
- * so the answers are the same: status, body, every header (test/http/direct-reads.test.ts compares the
- * two paths request by request). What differs is how they are built: headers are copied from a
+ * Each read is the same function the Elysia route calls, the checks are the guard's own (`Guard`), and
+ * the answer is cleaned and checked against the route's response schema as Elysia does, so the answers
+ * are the same: status, body, every header (test/http/direct-reads.test.ts compares the two paths
+ * request by request). What differs is how they are built: headers are copied from a
  * Headers object made once at start, the request id goes in before the Response exists.
  *
  * Anything else falls through to Elysia: another method (HEAD included), another path, and any request
  * that announces a body (Content-Length or Transfer-Encoding), whose size rule Elysia's hooks apply.
  */
+import { getSchemaValidator, type TSchema } from 'elysia';
 import type { Logger } from '../lib/logger.ts';
 import type { Access, Guard, Principal } from './auth.ts';
 import { AppError, INTERNAL_ERROR, JSON_CONTENT_TYPE, logUnexpected } from './errors.ts';
@@ -54,9 +56,25 @@ function answer(status: number, text: string, headers: Headers, extra: Record<st
   }
 }
 
+/** What Elysia checks a route's answer with: the schema, compiled, and a cleaner that drops any field it does not name. */
+type Validator = NonNullable<ReturnType<typeof getSchemaValidator<TSchema>>>;
+
 interface Route {
   access: Access;
   read: Read;
+  response: Validator;
+}
+
+/** `value` cleaned of fields `validator`'s schema does not name; throws when it does not match the schema. */
+function checked(validator: Validator, value: unknown): unknown {
+  let clean = value;
+  try {
+    clean = validator.Clean?.(value) ?? value;
+  } catch {
+    // As Elysia: a value the cleaner cannot walk is checked as it is.
+  }
+  if (!validator.Check(clean)) throw new Error('a direct read answered a value its response schema refuses');
+  return clean;
 }
 
 /** The direct reads of one app; `answer` is called for every request before Elysia sees it. */
@@ -68,9 +86,14 @@ export class DirectReads {
     private readonly logger: Logger,
   ) {}
 
-  /** Serves `read` for GET `path` (and `path/`, as Elysia does) to callers with the credentials `auth` names. */
-  add(path: string, read: Read, auth: 'any' | 'jwt' = 'any'): void {
-    const route = { access: { auth }, read };
+  /**
+   * Serves `read` for GET `path` (and `path/`, as Elysia does) to callers with the credentials `auth`
+   * names. `response` is the route's 200 schema: as Elysia does, each answer is cleaned of any field
+   * the schema does not name, then checked against it.
+   */
+  add(path: string, read: Read, response: TSchema, auth: 'any' | 'jwt' = 'any'): void {
+    // Elysia's default normalisation (an exact mirror of the schema), as for the routes it serves.
+    const route = { access: { auth }, read, response: getSchemaValidator(response, { normalize: true }) as Validator };
     this.routes.set(path, route);
     this.routes.set(`${path}/`, route);
   }
@@ -97,7 +120,7 @@ export class DirectReads {
     try {
       // A route that takes credentials always has a caller or a refusal.
       outcome = this.guard.check(route.access, request, extra) as Principal | AppError;
-      if (!(outcome instanceof AppError)) return answer(200, JSON.stringify(route.read(outcome)), SUCCESS_HEADERS, extra, requestId);
+      if (!(outcome instanceof AppError)) return answer(200, JSON.stringify(checked(route.response, route.read(outcome))), SUCCESS_HEADERS, extra, requestId);
     } catch (error) {
       outcome = error instanceof AppError ? error : INTERNAL_ERROR;
       if (outcome === INTERNAL_ERROR) logUnexpected(this.logger, request, requestId, error);

@@ -141,6 +141,26 @@ describe('direct reads', () => {
     await check();
   });
 
+  it('clean an answer of fields its schema does not name, as Elysia does, and refuse one that breaks it', async () => {
+    const pair = twins({ EXPOSE_RATE_LIMIT_API: '0' });
+    const { key, userId } = await pair.t.registerWithKey();
+    const view = pair.t.services.users.view.bind(pair.t.services.users);
+    pair.t.services.users.view = (id: string) => ({ ...view(id)!, password_hash: '$argon2id$secret' });
+    const leaky = await compare(pair, '/api/v1/users/me', { name: 'extra field', headers: { authorization: `Bearer ${key}` } });
+    expect(leaky).toBe(true);
+    const res = pair.t.app.fetch(new Request('http://localhost/api/v1/users/me', { headers: { authorization: `Bearer ${key}` } })) as Response;
+    const body = await res.text();
+    expect(body).not.toContain('argon2id');
+    expect(JSON.parse(body).id).toBe(userId);
+
+    pair.t.services.users.view = () => ({ id: 42 }) as never;
+    const broken = pair.t.app.fetch(new Request('http://localhost/api/v1/users/me', { headers: { authorization: `Bearer ${key}` } })) as Response;
+    expect(broken.status).toBe(500);
+    expect(await broken.json()).toEqual({ error: 'internal_error', message: 'Internal server error' });
+    expect(pair.t.logs.some((line) => line.includes('unhandled error') && line.includes('response schema'))).toBe(true);
+    pair.t.services.users.view = view;
+  });
+
   it('answer a failure of the read with the 500 envelope and log its detail, never sending it', async () => {
     const t = makeTestApp({ EXPOSE_RATE_LIMIT_API: '0' });
     const { key } = await t.registerWithKey();

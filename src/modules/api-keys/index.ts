@@ -13,7 +13,7 @@ const PREFIX = '/api/v1/api-keys';
 /** The api-keys feature's routes; the GET of the list is also served by `direct`. */
 export function apiKeyRoutes(guard: ReturnType<typeof guardPlugin>, apiKeys: ApiKeyService, direct: DirectReads) {
   const list = (principal: Principal) => apiKeys.list(principal.userId);
-  direct.add(PREFIX, list);
+  direct.add(PREFIX, list, ApiKeyList);
   return new Elysia({ name: 'modules.api-keys', prefix: PREFIX, detail: { tags: ['api-keys'] } })
     .use(guard)
     .get('', synchronous(({ principal }) => list(principal)), {

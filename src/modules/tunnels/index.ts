@@ -11,18 +11,19 @@ import { TUNNEL_NOT_FOUND, type TunnelService } from './service.ts';
 const READ_ERRORS = errorResponses(['unauthorized', 'payload_too_large', 'rate_limited']);
 const ONE_ERRORS = errorResponses(['unauthorized', 'not_found', 'payload_too_large', 'rate_limited'], { not_found: TUNNEL_NOT_FOUND });
 const SECURITY: Record<string, string[]>[] = [{ jwt: [] }, { apiKey: [] }];
+const TunnelList = t.Array(Tunnel);
 
 const PREFIX = '/api/v1/tunnels';
 
 /** The tunnels feature's routes; the GET of the list is also served by `direct`. */
 export function tunnelRoutes(guard: ReturnType<typeof guardPlugin>, tunnels: TunnelService, direct: DirectReads) {
   const list = (principal: Principal) => tunnels.list(principal.userId);
-  direct.add(PREFIX, list);
+  direct.add(PREFIX, list, TunnelList);
   return new Elysia({ name: 'modules.tunnels', prefix: PREFIX, detail: { tags: ['tunnels'] } })
     .use(guard)
     .get('', synchronous(({ principal }) => list(principal)), {
       access: { auth: 'any' },
-      response: { 200: t.Array(Tunnel), ...READ_ERRORS },
+      response: { 200: TunnelList, ...READ_ERRORS },
       detail: { summary: "The caller's live tunnels, newest first", security: SECURITY },
     })
     .get('/:id', synchronous(({ principal, params }) => tunnels.get(principal.userId, params.id)), {

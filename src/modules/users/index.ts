@@ -18,7 +18,7 @@ export function userRoutes(guard: ReturnType<typeof guardPlugin>, users: UserSer
     if (!user) throw unauthorized();
     return user;
   };
-  direct.add(`${PREFIX}/me`, me);
+  direct.add(`${PREFIX}/me`, me, User);
   return new Elysia({ name: 'modules.users', prefix: PREFIX, detail: { tags: ['users'] } })
     .use(guard)
     .get(
