@@ -14,6 +14,7 @@
  * that announces a body (Content-Length or Transfer-Encoding), whose size rule Elysia's hooks apply.
  */
 import { getSchemaValidator, type TSchema } from 'elysia';
+import { lazy } from '../lib/lazy.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Access, Guard, Principal } from './auth.ts';
 import { AppError, INTERNAL_ERROR, JSON_CONTENT_TYPE, logUnexpected } from './errors.ts';
@@ -62,7 +63,8 @@ type Validator = NonNullable<ReturnType<typeof getSchemaValidator<TSchema>>>;
 interface Route {
   access: Access;
   read: Read;
-  response: Validator;
+  /** Compiled on the route's first answer, as Elysia compiles its own: compiling costs start-up milliseconds. */
+  response: () => Validator;
 }
 
 /** `value` cleaned of fields `validator`'s schema does not name; throws when it does not match the schema. */
@@ -93,7 +95,7 @@ export class DirectReads {
    */
   add(path: string, read: Read, response: TSchema, auth: 'any' | 'jwt' = 'any'): void {
     // Elysia's default normalisation (an exact mirror of the schema), as for the routes it serves.
-    const route = { access: { auth }, read, response: getSchemaValidator(response, { normalize: true }) as Validator };
+    const route = { access: { auth }, read, response: lazy(() => getSchemaValidator(response, { normalize: true }) as Validator) };
     this.routes.set(path, route);
     this.routes.set(`${path}/`, route);
   }
@@ -120,7 +122,7 @@ export class DirectReads {
     try {
       // A route that takes credentials always has a caller or a refusal.
       outcome = this.guard.check(route.access, request, extra) as Principal | AppError;
-      if (!(outcome instanceof AppError)) return answer(200, JSON.stringify(checked(route.response, route.read(outcome))), SUCCESS_HEADERS, extra, requestId);
+      if (!(outcome instanceof AppError)) return answer(200, JSON.stringify(checked(route.response(), route.read(outcome))), SUCCESS_HEADERS, extra, requestId);
     } catch (error) {
       outcome = error instanceof AppError ? error : INTERNAL_ERROR;
       if (outcome === INTERNAL_ERROR) logUnexpected(this.logger, request, requestId, error);
