@@ -45,13 +45,18 @@ function markExecutions(statement: Statement, mark: WriteMark): Statement {
   const iterate = methods.iterate;
   if (typeof iterate === 'function') {
     // Each step may write a row: mark after every one, not only when the iterator is made.
-    methods.iterate = function* (this: unknown, ...args: unknown[]) {
+    const markedIterate = function* (this: unknown, ...args: unknown[]) {
       mark.dirty = true;
       for (const row of iterate.apply(this, args) as Iterable<unknown>) {
         mark.dirty = true;
         yield row;
       }
       mark.dirty = true;
+    };
+    methods.iterate = markedIterate;
+    // `for (const row of statement)` goes through the class's own iterator, not through `iterate`.
+    (statement as unknown as Record<symbol, unknown>)[Symbol.iterator] = function (this: unknown) {
+      return markedIterate.call(this);
     };
   }
   return statement;
@@ -61,9 +66,9 @@ function markExecutions(statement: Statement, mark: WriteMark): Statement {
  * Makes the watch of `sqlite` see this connection's writes without asking SQLite on every read: each
  * statement that can write, as SQLite itself judges it (`sqlite3_stmt_readonly`, bun:sqlite's
  * `readonly`), and every `run`/`exec` of SQL text marks the connection; the watch reads
- * `total_changes()` only after a mark. Reads then cost no statement at all (two per request before,
- * ~1 µs of a ~15 µs API read). Call it right after opening, before anything is prepared: a statement
- * prepared earlier would go unseen. src/db/client.ts does.
+ * `total_changes()` only after a mark. Reads then cost no statement at all (two per API read before).
+ * Call it right after opening, before anything is prepared: a statement prepared earlier would go
+ * unseen. src/db/client.ts does.
  */
 export function trackWrites(sqlite: Database): void {
   if (writeMarks.has(sqlite)) return;

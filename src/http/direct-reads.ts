@@ -40,12 +40,12 @@ const ERROR_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': JSON_CO
 function answer(status: number, text: string, headers: Headers, extra: Record<string, unknown>, requestId: string): Response {
   // What each extra replaces, put back afterwards (none of them replaces anything today).
   let replaced: Array<[string, string | null]> | undefined;
-  for (const name in extra) {
-    (replaced ??= []).push([name, headers.get(name)]);
-    headers.set(name, String(extra[name]));
-  }
-  headers.set(REQUEST_ID_HEADER, requestId);
   try {
+    for (const name in extra) {
+      (replaced ??= []).push([name, headers.get(name)]);
+      headers.set(name, String(extra[name]));
+    }
+    headers.set(REQUEST_ID_HEADER, requestId);
     return new Response(text, { status, headers });
   } finally {
     if (replaced !== undefined) {

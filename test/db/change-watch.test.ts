@@ -157,6 +157,7 @@ describe('trackWrites', () => {
     ['prepare().all with RETURNING', (db) => db.prepare("INSERT INTO t (v) VALUES ('a') RETURNING id").all()],
     ['prepare().values with RETURNING', (db) => db.prepare("INSERT INTO t (v) VALUES ('a') RETURNING id").values()],
     ['prepare().iterate with RETURNING', (db) => [...db.prepare("INSERT INTO t (v) VALUES ('a') RETURNING id").iterate()]],
+    ['for-of over a statement with RETURNING', (db) => [...db.prepare("INSERT INTO t (v) VALUES ('a') RETURNING id")]],
     ['query().run', (db) => db.query("INSERT INTO t (v) VALUES ('a')").run()],
     ['run', (db) => db.run("INSERT INTO t (v) VALUES ('a')")],
     ['exec', (db) => db.exec("INSERT INTO t (v) VALUES ('a')")],
