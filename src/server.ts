@@ -13,6 +13,7 @@ import { ChangeWatch } from './db/change-watch.ts';
 import { ClientAddresses } from './http/client-address.ts';
 import { errorResponse, forbidden, unauthorized, type AppError } from './http/errors.ts';
 import { systemClock } from './lib/clock.ts';
+import { pathStart } from './lib/request-target.ts';
 import { Authenticator } from './modules/auth/authenticator.ts';
 import { Ingress } from './tunnel/ingress.ts';
 import { HostRouter, routeHost } from './tunnel/host.ts';
@@ -60,7 +61,7 @@ export interface RunningServer {
 
 /** Whether `url` (absolute, as Bun gives it) has exactly `path` as its path, with or without a query. */
 function hasPath(url: string, path: string): boolean {
-  const start = url.indexOf('/', url.indexOf('//') + 2);
+  const start = pathStart(url);
   if (start === -1 || !url.startsWith(path, start)) return false;
   const next = url[start + path.length];
   return next === undefined || next === '?';

@@ -16,6 +16,7 @@
 import { getSchemaValidator, type TSchema } from 'elysia';
 import { lazy } from '../lib/lazy.ts';
 import type { Logger } from '../lib/logger.ts';
+import { pathStart } from '../lib/request-target.ts';
 import type { Access, Guard, Principal } from './auth.ts';
 import { AppError, INTERNAL_ERROR, JSON_CONTENT_TYPE, logUnexpected } from './errors.ts';
 import { REQUEST_ID_HEADER } from './request-log.ts';
@@ -109,7 +110,7 @@ export class DirectReads {
   answer(request: Request, requestId: string): Response | undefined {
     if (request.method !== 'GET') return undefined;
     const url = request.url;
-    const start = url.indexOf('/', url.indexOf('//') + 2);
+    const start = pathStart(url);
     if (start === -1) return undefined;
     const query = url.indexOf('?', start);
     const route = this.routes.get(query === -1 ? url.slice(start) : url.slice(start, query));

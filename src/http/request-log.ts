@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../lib/logger.ts';
 import { redactCredentials } from '../lib/redact.ts';
+import { pathStart } from '../lib/request-target.ts';
 import type { ClientAddress, ClientAddresses } from './client-address.ts';
 
 /** The header that carries the id, in both directions. */
@@ -43,7 +44,7 @@ export type DirectAnswer = (request: Request, requestId: string) => Response | u
  * request.
  */
 export function pathOf(url: string): string {
-  const start = url.indexOf('/', url.indexOf('//') + 2);
+  const start = pathStart(url);
   if (start === -1) return '/';
   const query = url.indexOf('?', start);
   const fragment = url.indexOf('#', start);

@@ -4,6 +4,7 @@
  * clear: no API, no tunnel, no credential ever crosses this port answered.
  */
 import type { Server } from 'bun';
+import { pathAndQuery } from '../lib/request-target.ts';
 import { normaliseHost } from '../tunnel/host.ts';
 import type { Http01Challenges } from './http-challenges.ts';
 
@@ -13,12 +14,6 @@ const REDIRECTABLE_HOST = /^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$/;
 /** `https://{host}`, with `:{port}` unless it is HTTPS's own 443. */
 export function httpsOrigin(host: string, port: number): string {
   return port === 443 ? `https://${host}` : `https://${host}:${port}`;
-}
-
-/** Path and query exactly as the request line had them (Bun's `url` is absolute). */
-function pathOf(url: string): string {
-  const start = url.indexOf('/', url.indexOf('//') + 2);
-  return start === -1 ? '/' : url.slice(start);
 }
 
 /**
@@ -36,7 +31,7 @@ export function redirectToHttps(request: Request, httpsPort: number, fallbackHos
     });
   }
   const status = request.method === 'GET' || request.method === 'HEAD' ? 301 : 308;
-  return new Response(null, { status, headers: { location: `${httpsOrigin(host, httpsPort)}${pathOf(request.url)}`, 'cache-control': 'no-store' } });
+  return new Response(null, { status, headers: { location: `${httpsOrigin(host, httpsPort)}${pathAndQuery(request.url)}`, 'cache-control': 'no-store' } });
 }
 
 export interface HttpListenerOptions {

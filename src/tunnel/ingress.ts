@@ -7,6 +7,7 @@ import type { Server } from 'bun';
 import type { ClientAddresses } from '../http/client-address.ts';
 import { cidrContains, type Cidr, parseIp } from '../lib/client-ip.ts';
 import type { Logger } from '../lib/logger.ts';
+import { pathAndQuery } from '../lib/request-target.ts';
 import { announcesWholeBody, connectionOptions, type HeaderPair, isHopByHopHeader, MAX_FRAME_PAYLOAD_BYTES, STREAM_ERROR_ORIGIN_TIMEOUT } from './protocol.ts';
 import type { MemoryTunnelRegistry } from './registry.ts';
 import type { LiveTunnel } from './session.ts';
@@ -46,12 +47,6 @@ export function confineCookie(setCookie: string, tunnelDomain: string): string {
   return kept.length === parts.length ? setCookie : kept.join(';');
 }
 
-/** Path and query exactly as the request line had them (Bun's `url` is absolute). */
-function pathOf(url: string): string {
-  const start = url.indexOf('/', url.indexOf('//') + 2);
-  return start === -1 ? '/' : url.slice(start);
-}
-
 /** Relays visitor requests into tunnels. */
 export class Ingress {
   constructor(
@@ -81,7 +76,7 @@ export class Ingress {
     const headers = this.requestHeaders(request);
     let stream: HttpStream | undefined;
     try {
-      stream = tunnel.session.openStream({ method: request.method, path: pathOf(request.url), headers });
+      stream = tunnel.session.openStream({ method: request.method, path: pathAndQuery(request.url), headers });
     } catch (error) {
       // A header or path the protocol cannot carry (the encoder refuses it rather than break the tunnel).
       if (error instanceof RangeError) return this.answered(request, startNs, visitorError(request, 'bad_request'), tunnel);
@@ -125,7 +120,7 @@ export class Ingress {
   private async upgrade(request: Request, server: Server<unknown>, tunnel: LiveTunnel, startNs: number): Promise<Response | undefined> {
     let socket: WsStream | undefined;
     try {
-      socket = tunnel.session.openWebSocket({ path: pathOf(request.url), headers: this.requestHeaders(request) });
+      socket = tunnel.session.openWebSocket({ path: pathAndQuery(request.url), headers: this.requestHeaders(request) });
     } catch (error) {
       if (error instanceof RangeError) return this.answered(request, startNs, visitorError(request, 'bad_request'), tunnel);
       throw error;
@@ -232,7 +227,7 @@ export class Ingress {
   }
 
   private log(request: Request, startNs: number, status: number, tunnel: LiveTunnel | undefined, stream: HttpStream | undefined): void {
-    const path = pathOf(request.url);
+    const path = pathAndQuery(request.url);
     const queryAt = path.indexOf('?');
     this.logger.info('tunnel request', {
       method: request.method,
