@@ -61,8 +61,10 @@ function answer(status: number, text: string, headers: Headers, extra: Record<st
 /** What Elysia checks a route's answer with: the schema, compiled, and a cleaner that drops any field it does not name. */
 type Validator = NonNullable<ReturnType<typeof getSchemaValidator<TSchema>>>;
 
+/** What every direct read requires: the reads of the contract take a session token or an API key. */
+const ANY_CREDENTIAL: Access = { auth: 'any' };
+
 interface Route {
-  access: Access;
   read: Read;
   /** Compiled on the route's first answer, as Elysia compiles its own: compiling costs start-up milliseconds. */
   response: () => Validator;
@@ -90,13 +92,13 @@ export class DirectReads {
   ) {}
 
   /**
-   * Serves `read` for GET `path` (and `path/`, as Elysia does) to callers with the credentials `auth`
-   * names. `response` is the route's 200 schema: as Elysia does, each answer is cleaned of any field
-   * the schema does not name, then checked against it.
+   * Serves `read` for GET `path` (and `path/`, as Elysia does) to callers with any credential, as the
+   * route's `access: { auth: 'any' }` does. `response` is the route's 200 schema: as Elysia does, each
+   * answer is cleaned of any field the schema does not name, then checked against it.
    */
-  add(path: string, read: Read, response: TSchema, auth: 'any' | 'jwt' = 'any'): void {
+  add(path: string, read: Read, response: TSchema): void {
     // Elysia's default normalisation (an exact mirror of the schema), as for the routes it serves.
-    const route = { access: { auth }, read, response: lazy(() => getSchemaValidator(response, { normalize: true }) as Validator) };
+    const route = { read, response: lazy(() => getSchemaValidator(response, { normalize: true }) as Validator) };
     this.routes.set(path, route);
     this.routes.set(`${path}/`, route);
   }
@@ -122,7 +124,7 @@ export class DirectReads {
     let outcome: Principal | AppError;
     try {
       // A route that takes credentials always has a caller or a refusal.
-      outcome = this.guard.check(route.access, request, extra) as Principal | AppError;
+      outcome = this.guard.check(ANY_CREDENTIAL, request, extra) as Principal | AppError;
       if (!(outcome instanceof AppError)) return answer(200, JSON.stringify(checked(route.response(), route.read(outcome))), SUCCESS_HEADERS, extra, requestId);
     } catch (error) {
       outcome = error instanceof AppError ? error : INTERNAL_ERROR;
