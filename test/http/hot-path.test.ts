@@ -44,6 +44,19 @@ describe('the hot path', () => {
     expect((unknown as Response).status).toBe(401);
   });
 
+  it('answers the same reads synchronously through Elysia too (HEAD, or the direct reads bypassed)', async () => {
+    const t = makeTestApp({ EXPOSE_RATE_LIMIT_API: '0' });
+    const { token, key } = await t.registerWithKey();
+    // Elysia's own fetch, as a request the direct reads leave to it (a HEAD, a GET announcing a body) reaches it.
+    for (const path of ['/api/v1/users/me', '/api/v1/api-keys', '/api/v1/tunnels']) {
+      for (const credential of [key, token]) {
+        const answer = t.app.elysia.fetch(new Request(`http://localhost${path}`, { headers: { authorization: `Bearer ${credential}`, 'x-test-peer': '192.0.2.7' } }));
+        expect({ path, synchronous: answer instanceof Response }).toEqual({ path, synchronous: true });
+        expect((answer as Response).status).toBe(200);
+      }
+    }
+  });
+
   it('refuses a streamed body over 64 KiB with 413 on every route whose method may carry one', async () => {
     const t = makeTestApp({ EXPOSE_RATE_LIMIT_API: '0', EXPOSE_RATE_LIMIT_AUTH: '0' });
     const { token } = await t.registerWithKey();
