@@ -125,7 +125,9 @@ export function errorsPlugin(logger: Logger, requestIdOf: (request: Request) => 
     // Elysia wraps whatever a parse hook throws (our 413 for a streamed body over the limit) in a ParseError.
     if (code === 'PARSE' && (error as Error).cause instanceof AppError) error = (error as Error).cause as AppError;
     if (error instanceof AppError) return answerWith(set, error);
-    if (error instanceof ValidationError) return answer(400, 'validation_error', describeValidation(error));
+    // A request that fails its schema is the caller's fault; an answer that fails its own is ours: a 500
+    // logged like any bug, never a validation_error naming one of our fields.
+    if (error instanceof ValidationError && error.type !== 'response') return answer(400, 'validation_error', describeValidation(error));
     switch (code) {
       case 'NOT_FOUND':
         return answer(404, 'not_found', 'Not found');

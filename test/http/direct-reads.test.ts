@@ -154,6 +154,8 @@ describe('direct reads', () => {
     expect(JSON.parse(body).id).toBe(userId);
 
     pair.t.services.users.view = () => ({ id: 42 }) as never;
+    // Elysia's own path answers a broken answer the same way: our fault, a 500, not a validation_error.
+    expect(await compare(pair, '/api/v1/users/me', { name: 'broken answer', headers: { authorization: `Bearer ${key}` } })).toBe(true);
     const broken = pair.t.app.fetch(new Request('http://localhost/api/v1/users/me', { headers: { authorization: `Bearer ${key}` } })) as Response;
     expect(broken.status).toBe(500);
     expect(await broken.json()).toEqual({ error: 'internal_error', message: 'Internal server error' });
