@@ -68,6 +68,28 @@ interface Route {
   read: Read;
   /** Compiled on the route's first answer, as Elysia compiles its own: compiling costs start-up milliseconds. */
   response: () => Validator;
+  /**
+   * The answer text of each deeply frozen value the read returned: checked and serialised once. A read
+   * served from a cache hands back the same frozen object until the data changes, and such an object
+   * can never change; a new object (the data changed) is checked afresh. Entries go with their objects.
+   */
+  texts: WeakMap<object, string>;
+}
+
+/**
+ * Whether `value` can never change: a primitive, or a frozen plain object or array whose values are
+ * all such. A getter, a Date (whose time a frozen Date still lets `setTime` change) or any other
+ * class could answer differently the next time, so none of them counts.
+ */
+export function deeplyFrozen(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return typeof value !== 'function';
+  if (!Object.isFrozen(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  if (Array.isArray(value) ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) return false;
+  for (const descriptor of Object.values(Object.getOwnPropertyDescriptors(value))) {
+    if (!('value' in descriptor) || !deeplyFrozen(descriptor.value)) return false;
+  }
+  return true;
 }
 
 /** `value` cleaned of fields `validator`'s schema does not name; throws when it does not match the schema. */
@@ -80,6 +102,17 @@ function checked(validator: Validator, value: unknown): unknown {
   }
   if (!validator.Check(clean)) throw new Error('a direct read answered a value its response schema refuses');
   return clean;
+}
+
+/** The body of a 200 answering `value`: cleaned, checked and serialised, or remembered from the last time. */
+function text(route: Route, value: unknown): string {
+  if (typeof value !== 'object' || value === null) return JSON.stringify(checked(route.response(), value));
+  let known = route.texts.get(value);
+  if (known === undefined) {
+    known = JSON.stringify(checked(route.response(), value));
+    if (deeplyFrozen(value)) route.texts.set(value, known);
+  }
+  return known;
 }
 
 /** The direct reads of one app; `answer` is called for every request before Elysia sees it. */
@@ -98,7 +131,7 @@ export class DirectReads {
    */
   add(path: string, read: Read, response: TSchema): void {
     // Elysia's default normalisation (an exact mirror of the schema), as for the routes it serves.
-    const route = { read, response: lazy(() => getSchemaValidator(response, { normalize: true }) as Validator) };
+    const route = { read, response: lazy(() => getSchemaValidator(response, { normalize: true }) as Validator), texts: new WeakMap<object, string>() };
     this.routes.set(path, route);
     this.routes.set(`${path}/`, route);
   }
@@ -125,7 +158,7 @@ export class DirectReads {
     try {
       // A route that takes credentials always has a caller or a refusal.
       outcome = this.guard.check(ANY_CREDENTIAL, request, extra) as Principal | AppError;
-      if (!(outcome instanceof AppError)) return answer(200, JSON.stringify(checked(route.response(), route.read(outcome))), SUCCESS_HEADERS, extra, requestId);
+      if (!(outcome instanceof AppError)) return answer(200, text(route, route.read(outcome)), SUCCESS_HEADERS, extra, requestId);
     } catch (error) {
       outcome = error instanceof AppError ? error : INTERNAL_ERROR;
       if (outcome === INTERNAL_ERROR) logUnexpected(this.logger, request, requestId, error);

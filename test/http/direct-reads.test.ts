@@ -4,9 +4,10 @@
  * to a twin that answers through Elysia alone (same services and database, a limiter of its own that
  * sees the same requests), and the status, body and every header but the request id must match.
  */
-import { describe, expect, it } from 'bun:test';
+import { describe, expect, it, spyOn } from 'bun:test';
 import { createApp, type AppDeps } from '../../src/app.ts';
 import { ClientAddresses } from '../../src/http/client-address.ts';
+import { deeplyFrozen } from '../../src/http/direct-reads.ts';
 import { RequestLog } from '../../src/http/request-log.ts';
 import { createMemoryLogger } from '../../src/lib/logger.ts';
 import { makeTestApp, PEER_HEADER } from '../helpers/app.ts';
@@ -180,5 +181,125 @@ describe('direct reads', () => {
     expect(logged).toContain('disk on fire');
     expect(JSON.parse(logged!).request_id).toBe(res.headers.get('x-request-id'));
     t.services.users.view = view;
+  });
+
+  describe('answer texts remembered for frozen values', () => {
+    /** GET /users/me with `key`, answered by the direct read; its status and body. */
+    async function me(t: ReturnType<typeof makeTestApp>, key: string) {
+      const res = (await t.app.fetch(new Request('http://localhost/api/v1/users/me', { headers: { authorization: `Bearer ${key}` } }))) as Response;
+      return { status: res.status, body: await res.text() };
+    }
+
+    it('serialise the cached, frozen account view once for any number of reads', async () => {
+      const t = makeTestApp({ EXPOSE_RATE_LIMIT_API: '0' });
+      const { key, userId } = await t.registerWithKey();
+      const view = t.services.users.view(userId)!;
+      expect(Object.isFrozen(view)).toBe(true);
+      const stringify = spyOn(JSON, 'stringify');
+      try {
+        const answers = [];
+        for (let i = 0; i < 5; i++) answers.push(await me(t, key));
+        expect(new Set(answers.map((a) => a.body)).size).toBe(1);
+        expect(JSON.parse(answers[0]!.body)).toEqual({ ...view });
+        // The view, or the cleaned copy of it that is serialised: at most once (the first answer may come from before the spy).
+        const serialised = stringify.mock.calls.filter(([value]) => (value as { id?: unknown } | null)?.id === userId);
+        expect(serialised.length).toBeLessThanOrEqual(1);
+      } finally {
+        stringify.mockRestore();
+      }
+    });
+
+    // Each read returns the same object every time; between the two requests `change` alters what it
+    // would serialise to. A value that is not deeply frozen must be serialised afresh each time.
+    const changeable: Array<{ name: string; make: () => { value: object; change: () => void } }> = [
+      {
+        name: 'an object that is not frozen',
+        make: () => {
+          const value = { id: '00000000-0000-4000-8000-000000000001', email: 'a@example.com', created_at: '2026-01-01T00:00:00Z' };
+          return { value, change: () => void (value.email = 'b@example.com') };
+        },
+      },
+      {
+        name: 'a frozen object whose email a getter answers',
+        make: () => {
+          let email = 'a@example.com';
+          const value = Object.freeze(
+            Object.defineProperties({} as Record<string, unknown>, {
+              id: { value: '00000000-0000-4000-8000-000000000001', enumerable: true },
+              email: { get: () => email, enumerable: true },
+              created_at: { value: '2026-01-01T00:00:00Z', enumerable: true },
+            }),
+          );
+          return { value, change: () => void (email = 'b@example.com') };
+        },
+      },
+      {
+        name: 'a frozen object of another class with a toJSON that changes',
+        make: () => {
+          let email = 'a@example.com';
+          class View {
+            toJSON() {
+              return { id: '00000000-0000-4000-8000-000000000001', email, created_at: '2026-01-01T00:00:00Z' };
+            }
+          }
+          return { value: Object.freeze(new View()), change: () => void (email = 'b@example.com') };
+        },
+      },
+    ];
+
+    for (const { name, make } of changeable) {
+      it(`serialise ${name} afresh each time`, async () => {
+        const t = makeTestApp({ EXPOSE_RATE_LIMIT_API: '0' });
+        const { key } = await t.registerWithKey();
+        const { value, change } = make();
+        const view = t.services.users.view.bind(t.services.users);
+        t.services.users.view = () => value as never;
+        try {
+          const first = await me(t, key);
+          change();
+          const second = await me(t, key);
+          // What Elysia answers for the changed value is the reference (the class one has no fields of the schema: Elysia's answer, whatever it is).
+          const elysia = (await t.app.elysia.fetch(new Request('http://localhost/api/v1/users/me', { headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': '192.0.2.77' } }))) as Response;
+          expect(second).toEqual({ status: elysia.status, body: await elysia.text() });
+          if (first.status === 200 && second.status === 200) expect(second.body).not.toBe(first.body);
+        } finally {
+          t.services.users.view = view;
+        }
+      });
+    }
+
+    it('never remember a frozen value that breaks the schema: every read of it answers 500', async () => {
+      const t = makeTestApp({ EXPOSE_RATE_LIMIT_API: '0' });
+      const { key } = await t.registerWithKey();
+      const view = t.services.users.view.bind(t.services.users);
+      const broken = Object.freeze({ id: 42 });
+      t.services.users.view = () => broken as never;
+      try {
+        for (let i = 0; i < 3; i++) expect((await me(t, key)).status).toBe(500);
+      } finally {
+        t.services.users.view = view;
+      }
+    });
+
+    it('count as deeply frozen only frozen plain objects and arrays of such values', () => {
+      const table: Array<[string, unknown, boolean]> = [
+        ['a string', 'x', true],
+        ['null', null, true],
+        ['a frozen plain object of primitives', Object.freeze({ a: 1, b: 'x', c: null }), true],
+        ['a frozen object without a prototype', Object.freeze(Object.assign(Object.create(null), { a: 1 })), true],
+        ['a frozen array of frozen objects', Object.freeze([Object.freeze({ a: 1 }), Object.freeze({ b: 2 })]), true],
+        ['a plain object', { a: 1 }, false],
+        ['a sealed object', Object.seal({ a: 1 }), false],
+        ['a frozen object holding a plain one', Object.freeze({ a: { b: 1 } }), false],
+        ['a frozen array holding a plain object', Object.freeze([{ a: 1 }]), false],
+        ['a frozen array of a plain array', Object.freeze([[1]]), false],
+        ['a frozen Date', Object.freeze(new Date(0)), false],
+        ['a frozen Map', Object.freeze(new Map()), false],
+        ['a frozen object with a getter', Object.freeze(Object.defineProperty({}, 'a', { get: () => 1, enumerable: true })), false],
+        ['a frozen object holding a function', Object.freeze({ toJSON: () => 1 }), false],
+        ['a frozen class instance', Object.freeze(new (class {})()), false],
+      ];
+      for (const [name, value, expected] of table) expect([name, deeplyFrozen(value)]).toEqual([name, expected]);
+    });
   });
 });

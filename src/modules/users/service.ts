@@ -68,7 +68,9 @@ export class UserService {
     if (view === undefined) {
       const row = this.findById().get({ id });
       if (!row) return undefined;
-      view = toUserView(row);
+      // Frozen: the same object answers every read until the data changes, and the direct read
+      // serialises a frozen view once (src/http/direct-reads.ts).
+      view = Object.freeze(toUserView(row));
       this.views.set(id, view);
     }
     return view;
