@@ -31,6 +31,7 @@ async function buildHelloBinary(dir: string): Promise<string> {
     entrypoints: [join(import.meta.dir, '..', 'servers', 'hello-binary.ts')],
     compile: { outfile, autoloadDotenv: false, autoloadBunfig: false, autoloadTsconfig: false, autoloadPackageJson: false },
     minify: true,
+    splitting: true,
     bytecode: true,
     format: 'esm',
     define: { 'process.env.NODE_ENV': JSON.stringify('production') },

@@ -3,9 +3,9 @@
  * ECDSA P-256 key per certificate, HTTP-01 answered from memory (Http01Challenges) or DNS-01 through
  * a DnsProvider. Renewal, retries and storage are the manager's (manager.ts); this file only orders.
  */
-import { Agent } from 'node:https';
-import { rootCertificates } from 'node:tls';
+import type { Agent } from 'node:https';
 import * as acme from 'acme-client';
+import { lazy } from '../lib/lazy.ts';
 import { readCertificate, type CertificateMaterial } from './certificate.ts';
 import type { DnsProvider } from './dns-providers.ts';
 import type { Http01Challenges } from './http-challenges.ts';
@@ -41,6 +41,15 @@ const POLL_MAX_MS = 10_000;
 /** Polls before an order that stays pending counts as failed (about 2 minutes with the delays above). */
 const POLL_ATTEMPTS = 15;
 
+/**
+ * node:https and node:tls, loaded when an extra CA is first trusted. This module itself is imported
+ * only when ACME is on, but a bundle hoists the imports of Node's modules to its top, where they were
+ * evaluated at every start: ~12 ms of the server's start-up (node:http, diagnostics_channel and the
+ * root certificates), and megabytes of memory, for a feature most servers never turn on.
+ */
+const nodeHttps = lazy(() => require('node:https') as typeof import('node:https'));
+const rootCertificates = lazy(() => (require('node:tls') as typeof import('node:tls')).rootCertificates);
+
 /** Bound on the look at the directory before an order. */
 const DIRECTORY_TIMEOUT_MS = 15_000;
 
@@ -55,7 +64,7 @@ let interceptorInstalled = false;
  * is read once at process start and setting it later changes nothing.
  */
 export function trustExtraCa(directoryUrl: string, caPem: string): void {
-  agentsByOrigin.set(new URL(directoryUrl).origin, new Agent({ ca: [...rootCertificates, caPem] }));
+  agentsByOrigin.set(new URL(directoryUrl).origin, new (nodeHttps().Agent)({ ca: [...rootCertificates(), caPem] }));
   if (interceptorInstalled) return;
   interceptorInstalled = true;
   acme.axios.interceptors.request.use((config) => {
@@ -197,7 +206,7 @@ export class AcmeIssuer implements CertificateIssuer {
     try {
       response = await fetch(directoryUrl, {
         signal: AbortSignal.timeout(DIRECTORY_TIMEOUT_MS),
-        ...(extraCaPem !== undefined ? { tls: { ca: [...rootCertificates, extraCaPem] } } : {}),
+        ...(extraCaPem !== undefined ? { tls: { ca: [...rootCertificates(), extraCaPem] } } : {}),
       });
     } catch (error) {
       const { code, message } = error as { code?: string; message?: string };
