@@ -27,16 +27,20 @@ export class SchemaTooNewError extends Error {
  * Refuses a database that records a migration this build does not carry. drizzle's migrator applies
  * only what is newer than the database's newest record, so an older binary would otherwise run on a
  * schema it does not know without a word (and write rows a newer column's rules never saw).
+ * Returns whether the database records exactly the migrations of this build, the newest included:
+ * then drizzle's migrator would have nothing to do.
  * @throws SchemaTooNewError
  */
-function refuseNewerSchema(db: Db): void {
+function refuseNewerSchema(db: Db): boolean {
   const sqlite = db.$client;
   const table = sqlite.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'").get();
-  if (table === null) return;
+  if (table === null) return false;
   const applied = sqlite.query<{ n: number; newest: number | null }, []>('SELECT count(*) AS n, max(created_at) AS newest FROM __drizzle_migrations').get()!;
-  if (applied.n > MIGRATIONS.length || Number(applied.newest ?? 0) > NEWEST_KNOWN_MILLIS) {
+  const newest = Number(applied.newest ?? 0);
+  if (applied.n > MIGRATIONS.length || newest > NEWEST_KNOWN_MILLIS) {
     throw new SchemaTooNewError(applied.n, MIGRATIONS.length);
   }
+  return applied.n === MIGRATIONS.length && newest === NEWEST_KNOWN_MILLIS;
 }
 
 /**
@@ -45,10 +49,13 @@ function refuseNewerSchema(db: Db): void {
  * @throws SchemaTooNewError when the database is newer than this build, before changing anything.
  */
 export function migrate(db: Db): EmailNormalisation {
-  refuseNewerSchema(db);
-  // drizzle-orm/bun-sqlite/migrator would read drizzle/ from disk; the same dialect call with embedded data does not.
-  const internals = db as unknown as { dialect: SQLiteSyncDialect; session: Parameters<SQLiteSyncDialect['migrate']>[1] };
-  internals.dialect.migrate(MIGRATIONS, internals.session, undefined);
+  // Every start but an upgrade's finds the schema current: it then skips the migrator, whose
+  // bookkeeping queries were a visible part of the time from start to the first answer.
+  if (!refuseNewerSchema(db)) {
+    // drizzle-orm/bun-sqlite/migrator would read drizzle/ from disk; the same dialect call with embedded data does not.
+    const internals = db as unknown as { dialect: SQLiteSyncDialect; session: Parameters<SQLiteSyncDialect['migrate']>[1] };
+    internals.dialect.migrate(MIGRATIONS, internals.session, undefined);
+  }
   return normaliseStoredEmails(db);
 }
 

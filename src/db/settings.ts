@@ -1,5 +1,4 @@
 /** Server-generated settings kept in the database. */
-import { eq } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { settings } from './schema.ts';
 
@@ -13,7 +12,8 @@ const GENERATED_SECRET_BYTES = 32;
  */
 export function resolveJwtSecret(db: Db, configured: string | undefined): string {
   if (configured !== undefined) return configured;
-  const stored = () => db.select().from(settings).where(eq(settings.key, JWT_SECRET_KEY)).get()?.value;
+  // Plain SQL for the read every start makes: building it with drizzle cost a millisecond of start-up.
+  const stored = () => db.$client.query<{ value: string }, [string]>('SELECT value FROM settings WHERE key = ?').get(JWT_SECRET_KEY)?.value;
   const existing = stored();
   if (existing !== undefined) return existing;
   const generated = Buffer.from(crypto.getRandomValues(new Uint8Array(GENERATED_SECRET_BYTES))).toString('base64url');

@@ -1,13 +1,14 @@
 /** The generated JWT secret and the embedded migrations. */
-import { describe, expect, it } from 'bun:test';
+import { describe, expect, it, spyOn } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Database } from 'bun:sqlite';
 import { drizzle } from 'drizzle-orm/bun-sqlite';
+import { SQLiteSyncDialect } from 'drizzle-orm/sqlite-core';
 import { openDb, type Db } from '../../src/db/client.ts';
 import * as schema from '../../src/db/schema.ts';
-import { migrate, MIGRATION_COUNT } from '../../src/db/migrate.ts';
+import { migrate, MIGRATION_COUNT, SchemaTooNewError } from '../../src/db/migrate.ts';
 import { resolveJwtSecret } from '../../src/db/settings.ts';
 
 describe('resolveJwtSecret', () => {
@@ -66,6 +67,36 @@ describe('migrate', () => {
     const tables = (sqlite.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
     expect(tables).toEqual(expect.arrayContaining(['api_keys', 'sessions', 'settings', 'users']));
     expect(sqlite.query('SELECT count(*) AS n FROM __drizzle_migrations').get()).toEqual({ n: MIGRATION_COUNT });
+  });
+
+  it('runs the migrator only when the database does not record exactly the migrations of this build', () => {
+    const runs = spyOn(SQLiteSyncDialect.prototype, 'migrate');
+    try {
+      const { db, sqlite } = openDb(':memory:');
+      migrate(db);
+      expect(runs).toHaveBeenCalledTimes(1);
+      // Current: every later start skips it.
+      migrate(db);
+      migrate(db);
+      expect(runs).toHaveBeenCalledTimes(1);
+      // A record missing (an older migration not recorded): the migrator looks again.
+      sqlite.run('DELETE FROM __drizzle_migrations WHERE created_at = (SELECT min(created_at) FROM __drizzle_migrations)');
+      migrate(db);
+      expect(runs).toHaveBeenCalledTimes(2);
+      // The newest record older than this build's newest migration (a database one release behind):
+      // the migrator runs, whatever re-applying that migration to this schema then does.
+      const fresh = openDb(':memory:');
+      migrate(fresh.db);
+      fresh.sqlite.run('UPDATE __drizzle_migrations SET created_at = created_at - 1 WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations)');
+      try {
+        migrate(fresh.db);
+      } catch (error) {
+        expect(error).not.toBeInstanceOf(SchemaTooNewError);
+      }
+      expect(runs).toHaveBeenCalledTimes(4);
+    } finally {
+      runs.mockRestore();
+    }
   });
 
   it('opens file databases in WAL mode with foreign keys on', () => {
