@@ -1,6 +1,7 @@
 /**
- * The guarded GET reads (GET /api/v1/users/me, /api-keys, /tunnels) answered in front of Elysia. They
- * are most of what an API key does all day, and on a read this cheap Elysia's per-request machinery
+ * The guarded GET reads (GET /api/v1/users/me, /api-keys, /tunnels), and GET /health, answered in
+ * front of Elysia. The reads are most of what an API key does all day, /health is what orchestrators
+ * poll (and wait for at start-up), and on a read this cheap Elysia's per-request machinery
  * (the context, its hooks, the header map copied into every answer and turned into a Headers object,
  * the request id added to the finished answer) cost more than the read itself.
  *
@@ -24,6 +25,9 @@ import { SECURITY_HEADERS } from './security-headers.ts';
 
 /** A read: what the route answers for `principal`. May throw an AppError (a 401 when the account is gone). */
 export type Read = (principal: Principal) => unknown;
+
+/** A read open to anyone, without credential or rate limit: what the route answers. May throw an AppError. */
+export type PublicRead = () => unknown;
 
 /** What `Response.json` (Elysia's answer for an object) sends. */
 const JSON_BODY_TYPE = 'application/json;charset=utf-8';
@@ -65,9 +69,14 @@ type Validator = NonNullable<ReturnType<typeof getSchemaValidator<TSchema>>>;
 const ANY_CREDENTIAL: Access = { auth: 'any' };
 
 interface Route {
+  /** The read, and whether it takes a credential (all but GET /health do). */
   read: Read;
-  /** Compiled on the route's first answer, as Elysia compiles its own: compiling costs start-up milliseconds. */
-  response: () => Validator;
+  guarded: boolean;
+  /**
+   * Compiled on the route's first answer, as Elysia compiles its own: compiling costs start-up
+   * milliseconds. Undefined for a route whose Elysia twin declares no response schema either.
+   */
+  response: (() => Validator) | undefined;
   /**
    * The answer text of each deeply frozen value the read returned: checked and serialised once. A read
    * served from a cache hands back the same frozen object until the data changes, and such an object
@@ -106,10 +115,11 @@ function checked(validator: Validator, value: unknown): unknown {
 
 /** The body of a 200 answering `value`: cleaned, checked and serialised, or remembered from the last time. */
 function text(route: Route, value: unknown): string {
-  if (typeof value !== 'object' || value === null) return JSON.stringify(checked(route.response(), value));
+  const serialise = () => JSON.stringify(route.response === undefined ? value : checked(route.response(), value));
+  if (typeof value !== 'object' || value === null) return serialise();
   let known = route.texts.get(value);
   if (known === undefined) {
-    known = JSON.stringify(checked(route.response(), value));
+    known = serialise();
     if (deeplyFrozen(value)) route.texts.set(value, known);
   }
   return known;
@@ -131,7 +141,18 @@ export class DirectReads {
    */
   add(path: string, read: Read, response: TSchema): void {
     // Elysia's default normalisation (an exact mirror of the schema), as for the routes it serves.
-    const route = { read, response: lazy(() => getSchemaValidator(response, { normalize: true }) as Validator), texts: new WeakMap<object, string>() };
+    this.serve(path, { read, guarded: true, response: lazy(() => getSchemaValidator(response, { normalize: true }) as Validator), texts: new WeakMap() });
+  }
+
+  /**
+   * Serves `read` for GET `path` (and `path/`) to anyone, with no credential and no rate limit, as a
+   * route without the `access` macro is served, and without a response schema, like its Elysia route.
+   */
+  addPublic(path: string, read: PublicRead): void {
+    this.serve(path, { read: () => read(), guarded: false, response: undefined, texts: new WeakMap() });
+  }
+
+  private serve(path: string, route: Route): void {
     this.routes.set(path, route);
     this.routes.set(`${path}/`, route);
   }
@@ -154,11 +175,12 @@ export class DirectReads {
     if (headers.has('content-length') || headers.has('transfer-encoding')) return undefined;
 
     const extra: Record<string, unknown> = {};
-    let outcome: Principal | AppError;
+    let outcome: Principal | AppError | undefined;
     try {
       // A route that takes credentials always has a caller or a refusal.
-      outcome = this.guard.check(ANY_CREDENTIAL, request, extra) as Principal | AppError;
-      if (!(outcome instanceof AppError)) return answer(200, text(route, route.read(outcome)), SUCCESS_HEADERS, extra, requestId);
+      if (route.guarded) outcome = this.guard.check(ANY_CREDENTIAL, request, extra) as Principal | AppError;
+      // A public route's read takes no caller (addPublic): it is called without one.
+      if (!(outcome instanceof AppError)) return answer(200, text(route, route.read(outcome as Principal)), SUCCESS_HEADERS, extra, requestId);
     } catch (error) {
       outcome = error instanceof AppError ? error : INTERNAL_ERROR;
       if (outcome === INTERNAL_ERROR) logUnexpected(this.logger, request, requestId, error);

@@ -13,6 +13,9 @@ import { createMemoryLogger } from '../../src/lib/logger.ts';
 import { makeTestApp, PEER_HEADER } from '../helpers/app.ts';
 
 const DIRECT_PATHS = ['/api/v1/users/me', '/api/v1/api-keys', '/api/v1/tunnels'];
+/** Served directly to anyone, no credential, no rate limit. */
+const PUBLIC_PATHS = ['/health'];
+const ALL_PATHS = [...DIRECT_PATHS, ...PUBLIC_PATHS];
 const BAD_KEY = 'exp_k1_0000000000000000000000000000000000000000000000';
 
 interface Answer {
@@ -88,9 +91,9 @@ async function compare(pair: ReturnType<typeof twins>, path: string, variant: Va
 }
 
 describe('direct reads', () => {
-  it('serve the guarded GET reads with static paths, and only those', () => {
+  it('serve the guarded GET reads with static paths and GET /health, and only those', () => {
     const { t } = twins({});
-    expect(t.app.direct.paths.sort()).toEqual(DIRECT_PATHS.flatMap((p) => [p, `${p}/`]).sort());
+    expect(t.app.direct.paths.sort()).toEqual(ALL_PATHS.flatMap((p) => [p, `${p}/`]).sort());
     const guardedStaticGets = t.app.elysia.routes
       .filter((route) => route.method === 'GET' && route.path.startsWith('/api/v1/') && !route.path.includes(':'))
       .map((route) => route.path);
@@ -101,9 +104,9 @@ describe('direct reads', () => {
     const pair = twins({ EXPOSE_RATE_LIMIT_API: '0', EXPOSE_RATE_LIMIT_AUTH: '0' });
     const { key, token } = await pair.t.registerWithKey();
     let answered = 0;
-    for (const path of DIRECT_PATHS) for (const variant of variants(key, token)) if (await compare(pair, path, variant)) answered++;
-    // Everything but the four fall-through variants, on each path.
-    expect(answered).toBe(DIRECT_PATHS.length * (variants(key, token).length - 5));
+    for (const path of ALL_PATHS) for (const variant of variants(key, token)) if (await compare(pair, path, variant)) answered++;
+    // Everything but the five fall-through variants, on each path.
+    expect(answered).toBe(ALL_PATHS.length * (variants(key, token).length - 5));
   });
 
   it('answer every request exactly as Elysia does while buckets run dry (RateLimit, 429, Retry-After)', async () => {
@@ -112,7 +115,7 @@ describe('direct reads', () => {
     // Creating the key took a token from the account's bucket in the direct app only: take one from the twin's.
     await pair.elysiaOnly(new Request('http://localhost/api/v1/users/me', { headers: { authorization: `Bearer ${token}` } }));
     for (let round = 0; round < 3; round++) {
-      for (const path of DIRECT_PATHS) for (const variant of variants(key, token)) await compare(pair, path, variant);
+      for (const path of ALL_PATHS) for (const variant of variants(key, token)) await compare(pair, path, variant);
       pair.t.clock.advance(4_000);
     }
     expect(statuses.has(200) && statuses.has(401) && statuses.has(429)).toBe(true);
@@ -140,6 +143,16 @@ describe('direct reads', () => {
     await check();
     pair.t.clock.advance(8 * 24 * 3600 * 1000);
     await check();
+  });
+
+  it('answer GET /health as Elysia does once the database stops answering (503)', async () => {
+    const pair = twins({ EXPOSE_RATE_LIMIT_API: '0' });
+    const { key, token } = await pair.t.registerWithKey();
+    pair.t.db.sqlite.close();
+    let answered = 0;
+    for (const variant of variants(key, token)) if (await compare(pair, '/health', variant)) answered++;
+    expect(answered).toBe(variants(key, token).length - 5);
+    expect(statuses.has(503)).toBe(true);
   });
 
   it('clean an answer of fields its schema does not name, as Elysia does, and refuse one that breaks it', async () => {
