@@ -33,15 +33,16 @@ export type PublicRead = () => unknown;
 const JSON_BODY_TYPE = 'application/json;charset=utf-8';
 
 /**
- * The headers of every success, and of every refusal: the security headers and the Content-Type, then
- * per answer its request id and any extra headers. `new Response` copies the headers it is given, so
- * one Headers object per kind serves every answer: set, copied into the Response, and the extras
- * put back as they were before anything else can run (cloning a Headers object per answer cost ~1 µs).
+ * The headers of every success, and the base of every refusal's: the security headers and the
+ * Content-Type, then per answer its request id and any extra headers. `new Response` copies the
+ * headers it is given, so one Headers object serves every success: set, copied into the Response,
+ * and the extras put back as they were before anything else can run (cloning a Headers object per
+ * answer cost ~1 µs). Refusals have sets of their own (RefusalHeaders).
  */
 const SUCCESS_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': JSON_BODY_TYPE });
 const ERROR_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': JSON_CONTENT_TYPE });
 
-/** An answer: `headers` (one of the two above), with `extra` (RateLimit, Retry-After, WWW-Authenticate) and the request id. */
+/** An answer: `headers` (SUCCESS_HEADERS), with `extra` (the RateLimit headers) and the request id. */
 function answer(status: number, text: string, headers: Headers, extra: Record<string, unknown>, requestId: string): Response {
   // What each extra replaces, put back afterwards (none of them replaces anything today).
   let replaced: Array<[string, string | null]> | undefined;
@@ -60,6 +61,43 @@ function answer(status: number, text: string, headers: Headers, extra: Record<st
       }
     }
   }
+}
+
+/** Refusal header sets remembered; at the cap the table starts again empty. */
+export const REFUSAL_HEADERS_MAX = 256;
+
+/**
+ * The headers of refusals (401, 429, a 500), by their extra headers. A flood is answered with the
+ * same few refusals, whose extras (RateLimit, Retry-After, WWW-Authenticate) change at most once a
+ * second: one Headers object per distinct set is made once and reused, only its request id set per
+ * answer, where setting and restoring each extra on the shared object cost more than the lookup.
+ * The extras are the server's own values (bucket counts, seconds), never a caller's text.
+ */
+export class RefusalHeaders {
+  private readonly byExtras = new Map<string, Headers>();
+
+  of(first: Record<string, unknown>, second: Record<string, unknown>): Headers {
+    let key = '';
+    for (const name in first) key += `${name}\n${first[name]}\n`;
+    for (const name in second) key += `${name}\n${second[name]}\n`;
+    let headers = this.byExtras.get(key);
+    if (headers === undefined) {
+      headers = new Headers(ERROR_HEADERS);
+      for (const name in first) headers.set(name, String(first[name]));
+      // As the spread `{ ...first, ...second }` did: the second's value wins.
+      for (const name in second) headers.set(name, String(second[name]));
+      if (this.byExtras.size >= REFUSAL_HEADERS_MAX) this.byExtras.clear();
+      this.byExtras.set(key, headers);
+    }
+    return headers;
+  }
+}
+
+/** A refusal: `error`'s status and envelope, its headers and `extra`, and the request id. */
+function refusal(table: RefusalHeaders, error: AppError, extra: Record<string, unknown>, requestId: string): Response {
+  const headers = table.of(extra, error.headers);
+  headers.set(REQUEST_ID_HEADER, requestId);
+  return new Response(error.body, { status: error.status, headers });
 }
 
 /** What Elysia checks a route's answer with: the schema, compiled, and a cleaner that drops any field it does not name. */
@@ -128,6 +166,7 @@ function text(route: Route, value: unknown): string {
 /** The direct reads of one app; `answer` is called for every request before Elysia sees it. */
 export class DirectReads {
   private readonly routes = new Map<string, Route>();
+  private readonly refusals = new RefusalHeaders();
 
   constructor(
     private readonly guard: Guard,
@@ -185,6 +224,6 @@ export class DirectReads {
       outcome = error instanceof AppError ? error : INTERNAL_ERROR;
       if (outcome === INTERNAL_ERROR) logUnexpected(this.logger, request, requestId, error);
     }
-    return answer(outcome.status, outcome.body, ERROR_HEADERS, { ...extra, ...outcome.headers }, requestId);
+    return refusal(this.refusals, outcome, extra, requestId);
   }
 }

@@ -7,7 +7,7 @@
 import { describe, expect, it, spyOn } from 'bun:test';
 import { createApp, type AppDeps } from '../../src/app.ts';
 import { ClientAddresses } from '../../src/http/client-address.ts';
-import { deeplyFrozen } from '../../src/http/direct-reads.ts';
+import { deeplyFrozen, REFUSAL_HEADERS_MAX, RefusalHeaders } from '../../src/http/direct-reads.ts';
 import { RequestLog } from '../../src/http/request-log.ts';
 import { createMemoryLogger } from '../../src/lib/logger.ts';
 import { makeTestApp, PEER_HEADER } from '../helpers/app.ts';
@@ -313,6 +313,53 @@ describe('direct reads', () => {
         ['a frozen class instance', Object.freeze(new (class {})()), false],
       ];
       for (const [name, value, expected] of table) expect([name, deeplyFrozen(value)]).toEqual([name, expected]);
+    });
+  });
+
+  describe('refusal headers, made once per distinct set', () => {
+    const entries = (headers: Headers) => [...headers.entries()].filter(([name]) => name !== 'x-request-id').sort(([a], [b]) => a.localeCompare(b));
+
+    it('reuse one set for the same extras and keep different extras apart, whichever object carries them', () => {
+      const table = new RefusalHeaders();
+      const a = table.of({ 'retry-after': '5', ratelimit: '"general";r=0;t=5' }, {});
+      expect(table.of({ 'retry-after': '5', ratelimit: '"general";r=0;t=5' }, {})).toBe(a);
+      // The same headers in the same order, split differently between the two objects: the same set.
+      expect(table.of({ 'retry-after': '5' }, { ratelimit: '"general";r=0;t=5' })).toBe(a);
+      const cases: Array<[Record<string, unknown>, Record<string, unknown>]> = [
+        [{ 'retry-after': '4', ratelimit: '"general";r=0;t=5' }, {}],
+        [{ 'retry-after': '5', ratelimit: '"general";r=0;t=4' }, {}],
+        [{ 'retry-after': '5', ratelimit: '"general";r=0;t=5' }, { 'WWW-Authenticate': 'Bearer' }],
+        [{}, { 'WWW-Authenticate': 'Bearer' }],
+        [{}, {}],
+      ];
+      const seen = new Set<Headers>([a]);
+      for (const [first, second] of cases) {
+        const headers = table.of(first, second);
+        expect(seen.has(headers)).toBe(false);
+        seen.add(headers);
+        const expected = Object.entries({ ...first, ...second }).map(([name, value]) => [name.toLowerCase(), String(value)]);
+        for (const pair of expected) expect(entries(headers)).toContainEqual(pair as [string, string]);
+        // Nothing of another set: only the base headers and these extras.
+        expect(entries(headers).length).toBe(entries(table.of({}, {})).length + expected.length);
+      }
+    });
+
+    it('let the second object win over the first for the same header, as a spread does', () => {
+      const headers = new RefusalHeaders().of({ 'retry-after': '1' }, { 'Retry-After': '9' });
+      expect(headers.get('retry-after')).toBe('9');
+    });
+
+    it('hold at most REFUSAL_HEADERS_MAX sets, however many distinct ones come', () => {
+      const table = new RefusalHeaders();
+      const first = table.of({ 'retry-after': '0' }, {});
+      for (let i = 1; i <= REFUSAL_HEADERS_MAX * 3; i++) table.of({ 'retry-after': String(i) }, {});
+      const size = (table as unknown as { byExtras: Map<string, Headers> }).byExtras.size;
+      expect(size).toBeGreaterThan(0);
+      expect(size).toBeLessThanOrEqual(REFUSAL_HEADERS_MAX);
+      // The first set was dropped with the rest: asked again, it is made anew, with the same headers.
+      const again = table.of({ 'retry-after': '0' }, {});
+      expect(again).not.toBe(first);
+      expect(entries(again)).toEqual(entries(first));
     });
   });
 });
