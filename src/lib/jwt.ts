@@ -9,8 +9,8 @@
  * one canonical spelling, the HMAC compared in constant time before anything in the token is parsed,
  * then a header that names HS256 and nothing jose would refuse, then the claims.
  */
-// Bun's own HMAC and constant-time comparison rather than node:crypto's: loading node:crypto cost
-// ~3 ms of every start of the binary, for two functions.
+// Bun's own HMAC (CryptoHasher with a key) and constant-time comparison (crypto.timingSafeEqual)
+// rather than node:crypto's, which the server would load at every start for these two functions.
 import { SignJWT } from 'jose';
 
 /** Session lifetime: 7 days. */
