@@ -110,12 +110,14 @@ if (only.has('P1') || only.has('P2')) {
     const targets: Target[] = [
       { name: 'hello', url: `${baselines.helloUrl}/hello`, expectStatus: 200, ...base },
       { name: 'hello_headers', url: `${baselines.helloUrl}/hello-headers`, expectStatus: 200, ...base },
+      { name: 'hello_logged', url: `${baselines.helloUrl}/hello-logged`, expectStatus: 200, ...base },
       { name: 'api_key_me', url: `${product.url}/api/v1/users/me`, headers: { authorization: `Bearer ${product.apiKey}` }, expectStatus: 200, ...app },
       { name: 'jwt_me', url: `${product.url}/api/v1/users/me`, headers: { authorization: `Bearer ${product.token}` }, expectStatus: 200, ...app },
     ];
     const t = await compareThroughput(targets, throughputOptions);
     results.throughput = { ...t, setup: throughputSetup(product) };
     rows.push(throughputRow(t, 'floor', "hello with the product's answer headers ÷ hello (server CPU/req)", 'hello_headers', undefined, 'the most any product answer can reach: security headers and a request id, nothing else'));
+    rows.push(throughputRow(t, 'floor logged', 'the same plus the Host read, the client address and the access-log line ÷ hello (server CPU/req)', 'hello_logged', undefined, 'the most any answer of the contract can reach: what it asks of every request, no credential or read'));
     rows.push(throughputRow(t, 'P1', 'API key GET /users/me ÷ hello (server CPU/req)', 'api_key_me', 0.65, `unexpected answers ${t.targets.api_key_me!.unexpected}`));
     rows.push(throughputRow(t, 'P2', 'JWT GET /users/me ÷ hello (server CPU/req)', 'jwt_me', 0.6, `unexpected answers ${t.targets.jwt_me!.unexpected}`));
   });

@@ -62,13 +62,22 @@ export interface BaselineServer {
   close(): Promise<void>;
 }
 
+/** Reads `stream` to its end, keeping nothing. */
+async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
+  for await (const _chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    // Read and dropped: what a log collector costs the writer is a pipe that is read.
+  }
+}
+
 /** Starts the baselines' process on the server core. */
 export async function startBaselineServer(): Promise<BaselineServer> {
   const child = Bun.spawn(pinned(CORES.server, [BUN, APP_SERVER]), {
     env: { ...process.env, BENCH_ROLE: BASELINES_ROLE },
-    stdout: 'ignore',
+    // A pipe read to the end, as the product's: the floor hello-logged writes the access log there.
+    stdout: 'pipe',
     stderr: 'pipe',
   });
+  void drain(child.stdout as ReadableStream<Uint8Array>);
   try {
     const info = await readTaggedLine<BenchServerInfo>({ stdout: child.stderr as ReadableStream<Uint8Array> }, 'READY ');
     return { child, helloUrl: `http://${HOST}:${info.helloPort}`, close: () => stop(child) };

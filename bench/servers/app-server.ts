@@ -5,7 +5,8 @@
  * (stdout carries the product's log) with the ports, and serves until killed. Two roles:
  *
  * - `BENCH_ROLE=baselines` (P1, P2, P4): the bare Elysia baselines only (hello, hello-headers,
- *   hello-429), with none of the product loaded. The product itself runs as `src/index.ts serve` in
+ *   hello-logged, hello-429), with none of the product loaded but its logger and the access log's
+ *   path function (the floor hello-logged writes the product's access line on stdout). The product itself runs as `src/index.ts serve` in
  *   a process of its own (bench/lib/bench-server.ts, startProductServer), so neither shares a heap,
  *   a garbage collector or an event loop with the other.
  * - default (P3 and the soak): the product through `listen` of src/server.ts (the one listener
@@ -20,7 +21,9 @@
 import '../../src/production-mode.ts';
 import { Elysia } from 'elysia';
 import { MESSAGES } from '../../src/http/errors.ts';
+import { pathOf } from '../../src/http/request-log.ts';
 import { SECURITY_HEADERS } from '../../src/http/security-headers.ts';
+import { createLogger } from '../../src/lib/logger.ts';
 
 /** What the parent reads from the READY line (the fixtures are empty in the `baselines` role). */
 export interface BenchServerInfo {
@@ -43,6 +46,17 @@ const PASSWORD = 'bench-password-not-common-42';
 // The body of the product's 429, from the product's own message, so the floor sends the same bytes.
 const RATE_LIMITED_ENVELOPE = JSON.stringify({ error: 'rate_limited', message: MESSAGES.rateLimited });
 
+/** The product's logger at its default level, on stdout (a pipe the bench drains, as for the product). */
+const accessLog = createLogger('info');
+const NANOSECONDS_PER_MS = 1e6;
+/** As src/http/request-log.ts: the lines of this turn's answers, logged once the turn is over. */
+let unwritten: Array<Record<string, unknown>> = [];
+const writeLines = () => {
+  const lines = unwritten;
+  unwritten = [];
+  for (const fields of lines) accessLog.info('request', fields);
+};
+
 /** hello, and the floors under the product's answers: what any answer of that shape costs on this stack. */
 const baselines = () =>
   new Elysia()
@@ -52,6 +66,28 @@ const baselines = () =>
     .get('/hello-headers', ({ set }) => {
       Object.assign(set.headers, SECURITY_HEADERS);
       set.headers['x-request-id'] = crypto.randomUUID();
+      return { message: 'Hello, world' };
+    })
+    // The floor under any answer with what the contract asks of every request besides its headers,
+    // as the product does it: the Host read (one listener serves the API and the tunnels), the
+    // client's address (server.requestIP, a getpeername per request) and one access-log line (the
+    // product's logger and fields, written once per event-loop turn). No credential, bucket or read.
+    .get('/hello-logged', ({ set, request, server }) => {
+      const startNs = Bun.nanoseconds();
+      request.headers.get('host');
+      const ip = server?.requestIP(request)?.address;
+      const requestId = crypto.randomUUID();
+      Object.assign(set.headers, SECURITY_HEADERS);
+      set.headers['x-request-id'] = requestId;
+      unwritten.push({
+        method: request.method,
+        path: pathOf(request.url),
+        status: 200,
+        duration_ms: Math.round(((Bun.nanoseconds() - startNs) / NANOSECONDS_PER_MS) * 100) / 100,
+        request_id: requestId,
+        ip,
+      });
+      if (unwritten.length === 1) setImmediate(writeLines);
       return { message: 'Hello, world' };
     })
     // The same floor for a 429: the headers the product's 429 carries (those above, RateLimit and
