@@ -91,6 +91,11 @@ export class RefusalHeaders {
     }
     return headers;
   }
+
+  /** Sets held; never more than REFUSAL_HEADERS_MAX. */
+  get size(): number {
+    return this.byExtras.size;
+  }
 }
 
 /** A refusal: `error`'s status and envelope, its headers and `extra`, and the request id. */
@@ -153,14 +158,14 @@ function checked(validator: Validator, value: unknown): unknown {
 
 /** The body of a 200 answering `value`: cleaned, checked and serialised, or remembered from the last time. */
 function text(route: Route, value: unknown): string {
-  const serialise = () => JSON.stringify(route.response === undefined ? value : checked(route.response(), value));
-  if (typeof value !== 'object' || value === null) return serialise();
-  let known = route.texts.get(value);
-  if (known === undefined) {
-    known = serialise();
-    if (deeplyFrozen(value)) route.texts.set(value, known);
+  const remembered = typeof value === 'object' && value !== null;
+  if (remembered) {
+    const known = route.texts.get(value);
+    if (known !== undefined) return known;
   }
-  return known;
+  const serialised = JSON.stringify(route.response === undefined ? value : checked(route.response(), value));
+  if (remembered && deeplyFrozen(value)) route.texts.set(value, serialised);
+  return serialised;
 }
 
 /** The direct reads of one app; `answer` is called for every request before Elysia sees it. */
@@ -188,7 +193,7 @@ export class DirectReads {
    * route without the `access` macro is served, and without a response schema, like its Elysia route.
    */
   addPublic(path: string, read: PublicRead): void {
-    this.serve(path, { read: () => read(), guarded: false, response: undefined, texts: new WeakMap() });
+    this.serve(path, { read, guarded: false, response: undefined, texts: new WeakMap() });
   }
 
   private serve(path: string, route: Route): void {

@@ -9,8 +9,6 @@
  * one canonical spelling, the HMAC compared in constant time before anything in the token is parsed,
  * then a header that names HS256 and nothing jose would refuse, then the claims.
  */
-// Bun's own HMAC (CryptoHasher with a key) and constant-time comparison (crypto.timingSafeEqual)
-// rather than node:crypto's, which the server would load at every start for these two functions.
 import { SignJWT } from 'jose';
 
 /** Session lifetime: 7 days. */
@@ -90,6 +88,7 @@ export class JwtCodec {
   private verifySignature(token: string, nowSeconds: number): SessionClaims | null {
     if (!isCanonicalJwt(token)) return null;
     const [header, payload, signature] = token.split('.') as [string, string, string];
+    // Bun's own HMAC and constant-time compare: node:crypto's would be loaded at every start for these two.
     const expected = new Bun.CryptoHasher('sha256', this.key).update(`${header}.${payload}`).digest();
     const presented = Buffer.from(signature, 'base64url');
     if (presented.length !== expected.length || !crypto.timingSafeEqual(presented, expected)) return null;

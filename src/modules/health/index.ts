@@ -33,7 +33,7 @@ export function healthRoutes(sqlite: Database, direct: DirectReads) {
   direct.addPublic('/health', check);
   return new Elysia({ name: 'modules.health' }).get(
     '/health',
-    () => check(),
+    check,
     {
       detail: {
         summary: 'Liveness and database check',
