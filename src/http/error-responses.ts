@@ -5,6 +5,7 @@
  * an error answer against them (errors leave through the error handler or the guard, not the handler's
  * return value), so they describe the answers without changing any.
  */
+import { Type } from '@sinclair/typebox';
 import { t, type TSchema } from 'elysia';
 import { withHeaders } from '@elysiajs/openapi/openapi';
 import { payloadTooLarge } from './body.ts';
@@ -41,7 +42,8 @@ export const ERROR_CODES: Record<ErrorCode, CodeDoc> = {
 /** Headers an error answer carries, documented with its status. */
 const ERROR_HEADERS: Partial<Record<number, Record<string, TSchema>>> = {
   401: { 'WWW-Authenticate': t.Literal('Bearer') },
-  429: { 'Retry-After': t.Integer({ minimum: 1, description: 'Whole seconds until a request can succeed' }) },
+  // TypeBox's integer, not Elysia's `t.Integer` (see src/modules/tunnels/model.ts).
+  429: { 'Retry-After': Type.Integer({ minimum: 1, description: 'Whole seconds until a request can succeed' }) },
 };
 
 const Message = t.String({ description: 'Human-readable text' });

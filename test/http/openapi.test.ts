@@ -259,6 +259,22 @@ describe('GET /docs/json', () => {
     expect(Object.keys(op.responses['401']!.headers!)).toEqual(['WWW-Authenticate']);
     expect(Object.keys(op.responses['429']!.headers!)).toEqual(['Retry-After']);
   });
+
+  it('documents the integers it answers as integers, not as "a string or an integer"', async () => {
+    const d = await doc();
+    const tunnel = d.paths['/api/v1/tunnels']!.get!.responses['200']!.content!['application/json']!.schema as Schema & { items: Schema };
+    const fields = tunnel.items.properties!;
+    const retryAfter = (d.paths['/api/v1/api-keys']!.get!.responses['429']!.headers!['Retry-After'] as { schema: Record<string, unknown> }).schema;
+    const integers: Array<[string, Record<string, unknown>]> = [
+      ...['local_port', 'bytes_in', 'bytes_out', 'request_count', 'active_streams'].map((name): [string, Record<string, unknown>] => [name, fields[name] as Record<string, unknown>]),
+      ['Retry-After', retryAfter],
+    ];
+    for (const [name, schema] of integers) {
+      expect({ name, type: schema.type, anyOf: schema.anyOf }).toEqual({ name, type: 'integer', anyOf: undefined });
+    }
+    expect(fields.local_port).toMatchObject({ minimum: 1, maximum: 65535 });
+    expect(retryAfter).toMatchObject({ minimum: 1 });
+  });
 });
 
 describe('the documented examples', () => {
