@@ -67,6 +67,8 @@ export function errorResponses(codes: ErrorCode[], examples: Partial<Record<Erro
       { error, message: Message },
       {
         title: 'Error',
+        // Exact, as every answer schema (see src/modules/users/model.ts).
+        additionalProperties: false,
         description: statusCodes.map((code) => `\`${code}\`: ${ERROR_CODES[code].when}.`).join(' '),
         examples: statusCodes.map((code) => ({ error: code, message: examples[code] ?? ERROR_CODES[code].example })),
       },

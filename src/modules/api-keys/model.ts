@@ -11,7 +11,8 @@ export const ApiKey = t.Object(
     created_at: t.String({ format: 'date-time' }),
     last_used_at: t.Union([t.String({ format: 'date-time' }), t.Null()]),
   },
-  { title: 'ApiKey' },
+  // Exact, as every answer schema (see src/modules/users/model.ts).
+  { title: 'ApiKey', additionalProperties: false },
 );
 
 /** GET /api-keys: the bare array the contract asks for. */
@@ -30,7 +31,7 @@ export const CreateApiKeyRequestBody = jsonRequestBody(CreateApiKeyBody, { name:
 
 export const CreatedApiKey = t.Object(
   { api_key: ApiKey, key: t.String({ description: 'The full key: shown in this answer only, never again' }) },
-  { title: 'CreatedApiKey', description: "The new key's record, and the full key: shown in this answer only" },
+  { title: 'CreatedApiKey', description: "The new key's record, and the full key: shown in this answer only", additionalProperties: false },
 );
 
 export const ApiKeyParams = t.Object({ id: t.String() });

@@ -24,5 +24,6 @@ export const CredentialsRequestBody = jsonRequestBody(Credentials, {
 
 export const AuthAnswer = t.Object(
   { user: User, token: t.String({ description: 'HS256 JWT valid for 7 days' }) },
-  { title: 'AuthAnswer', description: 'The account and a new session token' },
+  // Exact, as every answer schema (see src/modules/users/model.ts).
+  { title: 'AuthAnswer', description: 'The account and a new session token', additionalProperties: false },
 );

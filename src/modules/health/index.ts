@@ -5,7 +5,8 @@ import type { DirectReads } from '../../http/direct-reads.ts';
 import { errorResponses } from '../../http/error-responses.ts';
 import { AppError } from '../../http/errors.ts';
 
-const Healthy = t.Object({ status: t.Literal('ok') }, { examples: [{ status: 'ok' }] });
+// Exact, as every answer schema (see src/modules/users/model.ts).
+const Healthy = t.Object({ status: t.Literal('ok') }, { examples: [{ status: 'ok' }], additionalProperties: false });
 // 413: the body limit applies to every request, this one included.
 const Refusals = errorResponses(['payload_too_large', 'unavailable']);
 

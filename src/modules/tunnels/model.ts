@@ -22,7 +22,8 @@ export const Tunnel = t.Object(
     request_count: Integer({ minimum: 0, description: 'Visitor requests routed to the tunnel, counted when they arrive' }),
     active_streams: Integer({ minimum: 0, description: 'Visitor requests in flight' }),
   },
-  { title: 'Tunnel' },
+  // Exact, as every answer schema (see src/modules/users/model.ts).
+  { title: 'Tunnel', additionalProperties: false },
 );
 
 export const TunnelParams = t.Object({ id: t.String({ description: 'Tunnel id' }) });
