@@ -49,6 +49,35 @@ const ERROR_HEADERS: Partial<Record<number, Record<string, TSchema>>> = {
 const Message = t.String({ description: 'Human-readable text' });
 
 /**
+ * The schema of one status's answers, by its codes and their examples. Most routes document the same
+ * 401, 403, 413 and 429, and building a schema is a few dozen µs of start-up: each is built once and
+ * shared. The key is made of the contract's own codes and examples, so the table stays small.
+ */
+const statusSchemas = new Map<string, TSchema>();
+
+function statusSchema(status: number, statusCodes: ErrorCode[], examples: Partial<Record<ErrorCode, string>>): TSchema {
+  const key = JSON.stringify([status, statusCodes.map((code) => [code, examples[code] ?? null])]);
+  let schema = statusSchemas.get(key);
+  if (schema === undefined) {
+    const error = statusCodes.length === 1 ? t.Literal(statusCodes[0]!) : t.Union(statusCodes.map((code) => t.Literal(code)));
+    const envelope = t.Object(
+      { error, message: Message },
+      {
+        title: 'Error',
+        // Exact, as every answer schema (see src/modules/users/model.ts).
+        additionalProperties: false,
+        description: statusCodes.map((code) => `\`${code}\`: ${ERROR_CODES[code].when}.`).join(' '),
+        examples: statusCodes.map((code) => ({ error: code, message: examples[code] ?? ERROR_CODES[code].example })),
+      },
+    );
+    const headers = ERROR_HEADERS[status];
+    schema = headers ? withHeaders(envelope, headers) : envelope;
+    statusSchemas.set(key, schema);
+  }
+  return schema;
+}
+
+/**
  * Response schemas for the codes a route answers with, one per status, each the envelope
  * `{error, message}` and nothing else: `error` is the union of that status's codes, and each code has
  * an example. `examples` replaces an example message where this
@@ -61,20 +90,6 @@ export function errorResponses(codes: ErrorCode[], examples: Partial<Record<Erro
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
   const responses: Record<number, TSchema> = {};
-  for (const [status, statusCodes] of byStatus) {
-    const error = statusCodes.length === 1 ? t.Literal(statusCodes[0]!) : t.Union(statusCodes.map((code) => t.Literal(code)));
-    const schema = t.Object(
-      { error, message: Message },
-      {
-        title: 'Error',
-        // Exact, as every answer schema (see src/modules/users/model.ts).
-        additionalProperties: false,
-        description: statusCodes.map((code) => `\`${code}\`: ${ERROR_CODES[code].when}.`).join(' '),
-        examples: statusCodes.map((code) => ({ error: code, message: examples[code] ?? ERROR_CODES[code].example })),
-      },
-    );
-    const headers = ERROR_HEADERS[status];
-    responses[status] = headers ? withHeaders(schema, headers) : schema;
-  }
+  for (const [status, statusCodes] of byStatus) responses[status] = statusSchema(status, statusCodes, examples);
   return responses;
 }

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'bun:test';
 import { type AnyElysia, Elysia, t } from 'elysia';
 import { jsonRequestBody, noContent, openApiDocument, type DocumentBase } from '../../src/http/openapi-document.ts';
+import { errorResponses } from '../../src/http/error-responses.ts';
 
 const BASE: DocumentBase = { info: { title: 'test', version: '0' }, servers: [{ url: '/' }], tags: [], securitySchemes: {} };
 const Thing = t.Object({ name: t.String() }, { examples: [{ name: 'lamp' }] });
@@ -36,5 +37,20 @@ describe('openApiDocument', () => {
     const responses = doc.paths['/things/{id}']!.delete!.responses;
     expect(Object.keys(responses)).toEqual(['204', '404']);
     expect(responses['204']).toEqual({ description: 'Gone' });
+  });
+});
+
+describe('errorResponses', () => {
+  it('builds each status schema once and shares it between routes that document the same codes and examples', () => {
+    const first = errorResponses(['unauthorized', 'rate_limited']);
+    const second = errorResponses(['unauthorized', 'payload_too_large', 'rate_limited']);
+    expect(second[401]).toBe(first[401]!);
+    expect(second[429]).toBe(first[429]!);
+    // Another set of codes under one status, or another example, is another schema.
+    const forbidden = errorResponses(['forbidden', 'registration_closed']);
+    expect(forbidden[403]).not.toBe(errorResponses(['forbidden'])[403]!);
+    const named = errorResponses(['validation_error'], { validation_error: 'name is required' });
+    expect(named[400]).not.toBe(errorResponses(['validation_error'])[400]!);
+    expect((named[400] as { examples: unknown[] }).examples).toEqual([{ error: 'validation_error', message: 'name is required' }]);
   });
 });
