@@ -23,9 +23,12 @@ describe('the API behind the one listener', () => {
 });
 
 describe('start-up with TLS off', () => {
-  /** The modules a fresh process has loaded after importing `entries`, among those named by `pattern`. */
-  async function loadedAfter(entries: string[], pattern: string): Promise<string[]> {
-    const script = `${entries.map((entry) => `await import(${JSON.stringify(entry)});`).join('')}
+  /**
+   * The modules a fresh process has loaded after importing `entries` (and running `then`, which sees
+   * the last entry's exports as `last`), among those named by `pattern`.
+   */
+  async function loadedAfter(entries: string[], pattern: string, then = ''): Promise<string[]> {
+    const script = `let last; ${entries.map((entry) => `last = await import(${JSON.stringify(entry)});`).join('')} ${then}
       console.log(JSON.stringify(Object.keys(require.cache).filter((path) => new RegExp(${JSON.stringify(pattern)}).test(path))));`;
     const child = Bun.spawn([process.execPath, '--no-env-file', '-e', script], { stdout: 'pipe', stderr: 'inherit' });
     const out = await new Response(child.stdout).text();
@@ -39,5 +42,12 @@ describe('start-up with TLS off', () => {
     expect(await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/server.ts`], TLS_STACK)).toEqual([]);
     // The same look finds them once they are imported, as listenTls does with TLS on.
     expect((await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/tls/acme-source.ts`, `${SRC}/tls/file-source.ts`], TLS_STACK)).length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('loads jose only when a session token is first signed (a register or a login)', async () => {
+    const JOSE = 'node_modules/jose/';
+    expect(await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/server.ts`, `${SRC}/lib/jwt.ts`], JOSE)).toEqual([]);
+    const signed = await loadedAfter([`${SRC}/lib/jwt.ts`], JOSE, `await new last.JwtCodec('x'.repeat(32)).sign('user', 'session', 1);`);
+    expect(signed.length).toBeGreaterThan(0);
   });
 });

@@ -8,8 +8,10 @@
  * asynchronous, and an await in the credential check makes every guarded answer asynchronous): the
  * one canonical spelling, the HMAC compared in constant time before anything in the token is parsed,
  * then a header that names HS256 and nothing jose would refuse, then the claims.
+ *
+ * jose is imported on the first signature (a register or a login, which hashes a password for ~100 ms
+ * anyway), not at start-up: evaluating it cost every start, and every CLI command, half a millisecond.
  */
-import { SignJWT } from 'jose';
 
 /** Session lifetime: 7 days. */
 export const JWT_TTL_SECONDS = 7 * 24 * 60 * 60;
@@ -62,7 +64,8 @@ export class JwtCodec {
   }
 
   /** A token for `sub`/`jti` issued at `iatSeconds`, expiring JWT_TTL_SECONDS later. */
-  sign(sub: string, jti: string, iatSeconds: number): Promise<string> {
+  async sign(sub: string, jti: string, iatSeconds: number): Promise<string> {
+    const { SignJWT } = await import('jose');
     return new SignJWT({})
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(sub)
