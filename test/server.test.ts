@@ -44,6 +44,17 @@ describe('start-up with TLS off', () => {
     expect((await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/tls/acme-source.ts`, `${SRC}/tls/file-source.ts`], TLS_STACK)).length).toBeGreaterThanOrEqual(4);
   });
 
+  it('loads the OpenAPI generator and the Swagger page only when the docs are first asked for', async () => {
+    const OPENAPI = 'node_modules/@elysiajs/openapi/';
+    expect(await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/server.ts`, `${SRC}/app.ts`], OPENAPI)).toEqual([]);
+    const asked = await loadedAfter(
+      [`${import.meta.dir}/helpers/app.ts`],
+      OPENAPI,
+      `const t = last.makeTestApp(); for (const path of ['/docs', '/docs/json']) if ((await t.request('GET', path)).status !== 200) throw new Error(path);`,
+    );
+    expect(asked.length).toBeGreaterThanOrEqual(2);
+  });
+
   it('loads jose only when a session token is first signed (a register or a login)', async () => {
     const JOSE = 'node_modules/jose/';
     expect(await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/server.ts`, `${SRC}/lib/jwt.ts`], JOSE)).toEqual([]);

@@ -4,7 +4,6 @@
  * works with no internet access and loads nothing from any other host.
  */
 import { Elysia } from 'elysia';
-import { SwaggerUIRender } from '@elysiajs/openapi/swagger';
 import { FormatRegistry } from '@sinclair/typebox';
 import swaggerBundlePath from 'swagger-ui-dist/swagger-ui-bundle.js' with { type: 'file' };
 import swaggerCssPath from 'swagger-ui-dist/swagger-ui.css' with { type: 'file' };
@@ -61,26 +60,31 @@ const EXCLUDE = { paths: [/^\/docs/, /^\/api\/v1\/\*$/] };
 
 /** The docs routes: UI, document and the UI's own assets. Exempt from rate limits. */
 export function docsPlugin() {
-  const page = SwaggerUIRender(DOCUMENT_BASE.info, {
-    url: '/docs/json',
-    dom_id: '#swagger-ui',
-    cdn: `${ASSETS}/swagger-ui-bundle.js`,
-    theme: `${ASSETS}/swagger-ui.css`,
-    autoDarkMode: true,
-    persistAuthorization: false,
-  } as Parameters<typeof SwaggerUIRender>[1]);
+  // The page and the generator are loaded by the first request for them, not at every start.
+  let page: string | undefined;
+  const renderPage = async () => {
+    const { SwaggerUIRender } = await import('@elysiajs/openapi/swagger');
+    return SwaggerUIRender(DOCUMENT_BASE.info, {
+      url: '/docs/json',
+      dom_id: '#swagger-ui',
+      cdn: `${ASSETS}/swagger-ui-bundle.js`,
+      theme: `${ASSETS}/swagger-ui.css`,
+      autoDarkMode: true,
+      persistAuthorization: false,
+    } as Parameters<typeof SwaggerUIRender>[1]);
+  };
   const plugin = new Elysia({ name: 'http.docs' });
   // Built on the first request, once every route exists, and again only if routes were added since.
-  let document: { routes: number; body: ReturnType<typeof openApiDocument> } | undefined;
+  let document: { routes: number; body: Awaited<ReturnType<typeof openApiDocument>> } | undefined;
   return plugin
     .get(`${ASSETS}/swagger-ui-bundle.js`, asset(swaggerBundlePath, 'text/javascript; charset=utf-8'), { detail: { hide: true } })
     .get(`${ASSETS}/swagger-ui.css`, asset(swaggerCssPath, 'text/css; charset=utf-8'), { detail: { hide: true } })
-    .get('/docs', () => new Response(page, { headers: { 'Content-Type': 'text/html; charset=utf-8' } }), { detail: { hide: true } })
+    .get('/docs', async () => new Response((page ??= await renderPage()), { headers: { 'Content-Type': 'text/html; charset=utf-8' } }), { detail: { hide: true } })
     .get(
       '/docs/json',
-      () => {
+      async () => {
         const routes = applicationRoutes(plugin).length;
-        if (document?.routes !== routes) document = { routes, body: openApiDocument(plugin, DOCUMENT_BASE, EXCLUDE) };
+        if (document?.routes !== routes) document = { routes, body: await openApiDocument(plugin, DOCUMENT_BASE, EXCLUDE) };
         return document.body;
       },
       { detail: { hide: true } },

@@ -7,7 +7,6 @@
  */
 import { Type } from '@sinclair/typebox';
 import { t, type TSchema } from 'elysia';
-import { withHeaders } from '@elysiajs/openapi/openapi';
 import { payloadTooLarge } from './body.ts';
 import { type ErrorCode, MESSAGES } from './errors.ts';
 import { PASSWORD_MIN_LENGTH_FLOOR } from '../lib/password.ts';
@@ -39,8 +38,12 @@ export const ERROR_CODES: Record<ErrorCode, CodeDoc> = {
   unavailable: { status: 503, when: 'the database does not answer', example: 'Database is not answering' },
 };
 
-/** Headers an error answer carries, documented with its status. */
-const ERROR_HEADERS: Partial<Record<number, Record<string, TSchema>>> = {
+/**
+ * Headers an error answer carries, by status. The document adds them to every answer of that status
+ * when it is built (openapi-document.ts), not to the schemas here, which would need the OpenAPI
+ * generator's module at every start.
+ */
+export const ERROR_HEADERS: Partial<Record<number, Record<string, TSchema>>> = {
   401: { 'WWW-Authenticate': t.Literal('Bearer') },
   // TypeBox's integer, not Elysia's `t.Integer` (see src/modules/tunnels/model.ts).
   429: { 'Retry-After': Type.Integer({ minimum: 1, description: 'Whole seconds until a request can succeed' }) },
@@ -60,7 +63,7 @@ function statusSchema(status: number, statusCodes: ErrorCode[], examples: Partia
   let schema = statusSchemas.get(key);
   if (schema === undefined) {
     const error = statusCodes.length === 1 ? t.Literal(statusCodes[0]!) : t.Union(statusCodes.map((code) => t.Literal(code)));
-    const envelope = t.Object(
+    schema = t.Object(
       { error, message: Message },
       {
         title: 'Error',
@@ -70,8 +73,6 @@ function statusSchema(status: number, statusCodes: ErrorCode[], examples: Partia
         examples: statusCodes.map((code) => ({ error: code, message: examples[code] ?? ERROR_CODES[code].example })),
       },
     );
-    const headers = ERROR_HEADERS[status];
-    schema = headers ? withHeaders(envelope, headers) : envelope;
     statusSchemas.set(key, schema);
   }
   return schema;

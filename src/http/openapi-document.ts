@@ -9,12 +9,20 @@
  *   `application/json`, which is what every body of the contract is.
  * - Answers without a schema (204). The generator rebuilds `responses` from the route's `response`
  *   map and drops `detail.responses`; they are merged back.
+ * - The headers of error answers (WWW-Authenticate on a 401, Retry-After on a 429: ERROR_HEADERS).
+ *
+ * The generator is imported when the document is first built: it is a module most servers never need,
+ * and evaluating it cost every start ~0.4 ms. This module itself stays light, as every route's schema
+ * module imports it; its request bodies keep their TypeBox schemas until the document is built.
  */
 import type { AnyElysia, InternalRoute } from 'elysia';
 import type { TObject, TSchema } from '@sinclair/typebox';
-import { toOpenAPISchema, unwrapSchema } from '@elysiajs/openapi/openapi';
 import type { ElysiaOpenAPIConfig } from '@elysiajs/openapi';
 import type { OpenAPIV3 } from 'openapi-types';
+import { ERROR_HEADERS } from './error-responses.ts';
+
+/** The generator's module, loaded by the first document. */
+type Generator = typeof import('@elysiajs/openapi/openapi');
 
 /** The OpenAPI version written; 3.1 so that `null` and `examples` are plain JSON Schema. */
 export const OPENAPI_VERSION = '3.1.2';
@@ -26,17 +34,17 @@ export type FieldLengths<T extends TObject> = Partial<Record<keyof T['properties
  * A JSON request body as the document shows it: the route's own body schema (fields, required, its
  * `examples`), plus `lengths`. Those stay out of the validated schema on purpose: the services apply
  * them after trimming and answer with the contract's codes (`weak_password` for a long password),
- * which a schema check would pre-empt with `validation_error`.
+ * which a schema check would pre-empt with `validation_error`. The schema is still TypeBox's here;
+ * the document makes it plain JSON Schema when it is built (`plainBody`).
  */
 export function jsonRequestBody<T extends TObject>(schema: T, lengths: FieldLengths<T> = {}): OpenAPIV3.RequestBodyObject {
   const properties: Record<string, TSchema> = {};
   for (const [name, field] of Object.entries(schema.properties as Record<string, TSchema>)) properties[name] = { ...field, ...lengths[name] };
-  const documented = unwrapSchema({ ...schema, properties } as TObject, undefined, 'input', OPENAPI_VERSION)!;
   // Swagger UI fills "Try it out" from the media type's example; the schema's first one is it.
   const example = (schema.examples as unknown[] | undefined)?.[0];
   return {
     required: true,
-    content: { 'application/json': { schema: documented, ...(example === undefined ? {} : { example }) } },
+    content: { 'application/json': { schema: { ...schema, properties } as OpenAPIV3.SchemaObject, ...(example === undefined ? {} : { example }) } },
   };
 }
 
@@ -64,11 +72,12 @@ export function applicationRoutes(plugin: AnyElysia): InternalRoute[] {
 }
 
 /** The document for every route of the application `plugin` belongs to. */
-export function openApiDocument(plugin: AnyElysia, base: DocumentBase, exclude: ElysiaOpenAPIConfig['exclude']) {
-  const { paths, components } = toOpenAPISchema(plugin, exclude, undefined, undefined, OPENAPI_VERSION);
+export async function openApiDocument(plugin: AnyElysia, base: DocumentBase, exclude: ElysiaOpenAPIConfig['exclude']) {
+  const generator: Generator = await import('@elysiajs/openapi/openapi');
+  const { paths, components } = generator.toOpenAPISchema(plugin, exclude, undefined, undefined, OPENAPI_VERSION);
   for (const route of applicationRoutes(plugin)) {
     const operation = (paths[route.path.replace(/:([^/]+)/g, '{$1}')] as Record<string, Operation> | undefined)?.[route.method.toLowerCase()];
-    if (operation) completeOperation(operation, route.hooks);
+    if (operation) completeOperation(operation, route.hooks, generator);
   }
   return {
     openapi: OPENAPI_VERSION,
@@ -80,16 +89,37 @@ export function openApiDocument(plugin: AnyElysia, base: DocumentBase, exclude: 
   };
 }
 
-function completeOperation(operation: Operation, hooks: { body?: unknown; detail?: Partial<Operation> }): void {
+function completeOperation(operation: Operation, hooks: { body?: unknown; detail?: Partial<Operation> }, generator: Generator): void {
   const detail = hooks.detail ?? {};
-  if (detail.requestBody) operation.requestBody = detail.requestBody;
-  else if (hooks.body && operation.requestBody) operation.requestBody = jsonRequestBody(hooks.body as TObject);
+  const body = (detail.requestBody as OpenAPIV3.RequestBodyObject | undefined) ?? (hooks.body && operation.requestBody ? jsonRequestBody(hooks.body as TObject) : undefined);
+  if (body) operation.requestBody = plainBody(body, generator);
   if (detail.responses) {
     // In status order, as the generator writes them: 2xx first.
     const responses = { ...operation.responses, ...detail.responses };
     operation.responses = Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)));
   }
-  for (const response of Object.values(operation.responses ?? {})) nameExamples(response as OpenAPIV3.ResponseObject);
+  const responses = operation.responses ?? {};
+  for (const [status, response] of Object.entries(responses)) {
+    const headers = ERROR_HEADERS[Number(status)];
+    if (headers) responses[status] = withHeaders(response as OpenAPIV3.ResponseObject, headers, generator);
+    nameExamples(responses[status] as OpenAPIV3.ResponseObject);
+  }
+}
+
+/** A copy of `body` (jsonRequestBody's, which routes share) with its schema as plain JSON Schema. */
+function plainBody(body: OpenAPIV3.RequestBodyObject, generator: Generator): OpenAPIV3.RequestBodyObject {
+  const media = body.content['application/json']!;
+  const schema = generator.unwrapSchema(media.schema as TSchema, undefined, 'input', OPENAPI_VERSION) as OpenAPIV3.SchemaObject;
+  return { ...body, content: { 'application/json': { ...media, schema } } };
+}
+
+/** `response` with `headers` documented, where and as the generator puts a schema's own headers. */
+function withHeaders(response: OpenAPIV3.ResponseObject, headers: Record<string, TSchema>, generator: Generator): OpenAPIV3.ResponseObject {
+  const documented = Object.fromEntries(
+    Object.entries(headers).map(([name, schema]) => [name, { schema: generator.unwrapSchema(schema, undefined, 'output', OPENAPI_VERSION) as OpenAPIV3.SchemaObject }]),
+  );
+  const { description, ...rest } = response;
+  return { description, headers: documented, ...rest };
 }
 
 /**

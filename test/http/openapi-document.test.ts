@@ -8,30 +8,30 @@ const BASE: DocumentBase = { info: { title: 'test', version: '0' }, servers: [{ 
 const Thing = t.Object({ name: t.String() }, { examples: [{ name: 'lamp' }] });
 
 /** An app whose global parse hook is a function, as ours is, with the docs plugin used first. */
-function documentOf(routes: (app: AnyElysia) => AnyElysia) {
+async function documentOf(routes: (app: AnyElysia) => AnyElysia) {
   const docs = new Elysia({ name: 'docs' });
   routes(new Elysia().onParse({ as: 'global' }, async ({ request }) => request.text()).use(docs));
-  return openApiDocument(docs, BASE, {}) as unknown as { paths: Record<string, Record<string, { requestBody?: any; responses: Record<string, any> }>> };
+  return (await openApiDocument(docs, BASE, {})) as unknown as { paths: Record<string, Record<string, { requestBody?: any; responses: Record<string, any> }>> };
 }
 
 describe('openApiDocument', () => {
-  it('documents a body read by a function parser as application/json, from the route’s schema', () => {
-    const doc = documentOf((app) => app.post('/things', () => 'ok', { body: Thing }));
+  it('documents a body read by a function parser as application/json, from the route’s schema', async () => {
+    const doc = await documentOf((app) => app.post('/things', () => 'ok', { body: Thing }));
     expect(doc.paths['/things']!.post!.requestBody).toEqual({
       required: true,
       content: { 'application/json': { schema: expect.objectContaining({ type: 'object', required: ['name'] }), example: { name: 'lamp' } } },
     });
   });
 
-  it('uses the route’s detail.requestBody, lengths included, when it gives one', () => {
+  it('uses the route’s detail.requestBody, lengths included, when it gives one', async () => {
     const requestBody = jsonRequestBody(Thing, { name: { minLength: 1, maxLength: 10 } });
-    const doc = documentOf((app) => app.post('/things', () => 'ok', { body: Thing, detail: { requestBody } }));
+    const doc = await documentOf((app) => app.post('/things', () => 'ok', { body: Thing, detail: { requestBody } }));
     const schema = doc.paths['/things']!.post!.requestBody.content['application/json'].schema;
     expect(schema.properties.name).toMatchObject({ type: 'string', minLength: 1, maxLength: 10 });
   });
 
-  it('keeps the 204 of detail.responses beside the answers drawn from the response schemas', () => {
-    const doc = documentOf((app) =>
+  it('keeps the 204 of detail.responses beside the answers drawn from the response schemas', async () => {
+    const doc = await documentOf((app) =>
       app.delete('/things/:id', () => undefined, { response: { 404: t.Object({ error: t.String() }) }, detail: { responses: noContent('Gone') } }),
     );
     const responses = doc.paths['/things/{id}']!.delete!.responses;
