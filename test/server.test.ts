@@ -1,5 +1,8 @@
 /** The one listener (src/server.ts): which requests reach the API, whatever Host they carry. */
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { rawHttp, startTunnelServer, type TunnelTestServer } from './helpers/tunnel.ts';
 
 let server: TunnelTestServer;
@@ -60,5 +63,37 @@ describe('start-up with TLS off', () => {
     expect(await loadedAfter([`${SRC}/cli/serve.ts`, `${SRC}/server.ts`, `${SRC}/lib/jwt.ts`], JOSE)).toEqual([]);
     const signed = await loadedAfter([`${SRC}/lib/jwt.ts`], JOSE, `await new last.JwtCodec('x'.repeat(32)).sign('user', 'session', 1);`);
     expect(signed.length).toBeGreaterThan(0);
+  });
+
+  it('evaluates, before the first answer, no Node module but bun:sqlite and none of what only some requests need', async () => {
+    // The server's entry as the binary bundles it (scripts/build.ts: one output per on-demand chunk).
+    const outdir = mkdtempSync(join(tmpdir(), 'expose-startup-graph-'));
+    try {
+      const built = await Bun.build({ entrypoints: [`${SRC}/index.ts`], outdir, target: 'bun', format: 'esm', splitting: true, minify: true, metafile: true });
+      expect(built.success).toBe(true);
+      const outputs = built.metafile!.outputs;
+      // The entry and every chunk it imports statically, however deep: what runs before the first answer.
+      const atStart = new Set<string>();
+      const visit = (name: string) => {
+        if (atStart.has(name)) return;
+        atStart.add(name);
+        for (const imported of outputs[name]!.imports) if (imported.kind === 'import-statement' && imported.path.startsWith('./')) visit(imported.path);
+      };
+      visit(Object.keys(outputs).find((name) => outputs[name]!.entryPoint !== undefined)!);
+      const specifiers = new Set<string>();
+      const inputs = new Set<string>();
+      for (const name of atStart) {
+        const text = readFileSync(join(outdir, name), 'utf8');
+        for (const [, specifier] of text.matchAll(/\bimport\s*(?:[\w$*{][^"']*?from\s*)?["']([^"']+)["']/g)) if (!specifier!.startsWith('./')) specifiers.add(specifier!);
+        for (const input of Object.keys(outputs[name]!.inputs)) inputs.add(input);
+      }
+      expect([...specifiers]).toEqual(['bun:sqlite']);
+      const onDemand = /node_modules\/(jose|@elysiajs\/openapi|acme-client|file-type)\//;
+      expect([...inputs].filter((input) => onDemand.test(input))).toEqual([]);
+      // The same look sees them in the whole build.
+      expect(Object.values(outputs).some((output) => Object.keys(output.inputs).some((input) => onDemand.test(input)))).toBe(true);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
   });
 });

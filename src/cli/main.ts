@@ -2,7 +2,6 @@
 import { ConfigError, loadConfig } from '../config.ts';
 import { parseArgs } from './args.ts';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './cli-error.ts';
-import { backupCommand } from './backup.ts';
 import { healthcheck } from './healthcheck.ts';
 import { PROGRAM, helpText, versionText } from './help.ts';
 import { keyCommand } from './key.ts';
@@ -35,7 +34,8 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       await keyCommand(config, rest, { out });
       return 0;
     case 'backup':
-      await backupCommand(config, rest, { out });
+      // Imported when asked for: it needs node:fs and node:path, which the server's start does not load.
+      await (await import('./backup.ts')).backupCommand(config, rest, { out });
       return 0;
     case 'healthcheck':
       out(await healthcheck(config));

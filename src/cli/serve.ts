@@ -3,7 +3,6 @@
  * tunnel clients, stop accepting, let requests in flight finish (bounded), fold the WAL into the
  * database file, close it. With certificate files, SIGHUP reloads them.
  */
-import { networkInterfaces } from 'node:os';
 import { type Config, DEFAULT_PORT } from '../config.ts';
 import { parseIp } from '../lib/client-ip.ts';
 import { version } from '../../package.json';
@@ -73,6 +72,8 @@ function listenUrl(host: string, port: number, scheme = 'http'): string {
 function reachableUrls(host: string, port: number, scheme = 'http'): string[] {
   if (host !== '0.0.0.0' && host !== '::') return [listenUrl(host, port, scheme)];
   const families = host === '::' ? ['IPv4', 'IPv6'] : ['IPv4'];
+  // Required here: only a wildcard host needs node:os.
+  const { networkInterfaces } = require('node:os') as typeof import('node:os');
   const addresses = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
   // Link-local IPv6 addresses need a zone to be dialled; nobody would type them.
   const usable = addresses.filter((a) => families.includes(a.family) && !(a.family === 'IPv6' && a.address.startsWith('fe80:')));

@@ -1,6 +1,4 @@
 /** Opens the configured database for a command: open, migrate, resolve the JWT secret; one clear line on failure. */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { version } from '../../package.json';
 import type { Config } from '../config.ts';
 import { openDb, type DbHandle } from '../db/client.ts';
@@ -37,7 +35,11 @@ export function restrictNewFiles(): void {
  * @throws CliError naming the absolute path.
  */
 export function requireDatabaseFile(config: Config): void {
-  if (config.dbPath === MEMORY_DATABASE || existsSync(config.dbPath)) return;
+  if (config.dbPath === MEMORY_DATABASE) return;
+  // Required here, by the commands that check: the server's start loads neither module (~1 ms).
+  const { existsSync } = require('node:fs') as typeof import('node:fs');
+  const { resolve } = require('node:path') as typeof import('node:path');
+  if (existsSync(config.dbPath)) return;
   throw new CliError(`no database at ${resolve(config.dbPath)} (point --db or EXPOSE_DB at the server's database)`);
 }
 

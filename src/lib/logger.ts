@@ -1,5 +1,4 @@
 /** JSON-lines logger to stdout. Callers pass fields, never credentials or bodies. */
-import { writeSync } from 'node:fs';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
@@ -14,8 +13,6 @@ export interface Logger {
   enabled(level: LogLevel): boolean;
 }
 
-const STDOUT_FD = 1;
-
 /**
  * Lines for stdout wait here until the end of the current event-loop turn, then leave in one write.
  * Under load that is one syscall for many access-log lines instead of one per line. It is shared by
@@ -24,11 +21,14 @@ const STDOUT_FD = 1;
 let pendingStdout = '';
 let flushScheduled = false;
 let exitHookInstalled = false;
-let useStdoutStream = false;
 
 /**
- * Writes every pending stdout line now. `fs.writeSync` rather than `process.stdout.write`: the first
- * use of the latter loads Node's stream machinery (~20 ms at start-up) and queues instead of writing.
+ * Writes every pending stdout line now, with `console.log`: Bun writes a lone string as it is, to fd 1,
+ * synchronously and without loading any module. When the pipe is full (a slow reader, even one that
+ * made the pipe non-blocking) it waits for the reader: no line is lost and none piles up in memory.
+ * When the reader is gone (EPIPE) the lines are dropped and the server goes on. `fs.writeSync` threw in
+ * both cases, and loading node:fs cost every start about a millisecond; `process.stdout.write` loads
+ * Node's stream machinery (~20 ms at start-up) and queues without bound.
  * Runs by itself at the end of each turn and at process exit; call it before an exit that skips the
  * 'exit' event.
  */
@@ -37,24 +37,8 @@ export function flushLogs(): void {
   if (pendingStdout === '') return;
   const text = pendingStdout;
   pendingStdout = '';
-  if (useStdoutStream) {
-    process.stdout.write(text);
-    return;
-  }
-  // What is still to be written once a write fell short; until then, all of `text`.
-  let rest: Buffer | undefined;
-  try {
-    // The string goes straight to the kernel; a Buffer is made only in the rare case of a short write.
-    const written = writeSync(STDOUT_FD, text);
-    if (written !== Buffer.byteLength(text)) rest = Buffer.from(text).subarray(written);
-    while (rest !== undefined && rest.length > 0) rest = rest.subarray(writeSync(STDOUT_FD, rest));
-  } catch {
-    // A non-blocking stdout that is full (EAGAIN from a slow pipe reader) or any other failure: from
-    // now on go through the stream, which waits for the reader and reports errors as it always did.
-    // For good, so that no later line overtakes what the stream still holds.
-    useStdoutStream = true;
-    process.stdout.write(rest ?? text);
-  }
+  // Every line ends with a newline; console.log writes the last one.
+  console.log(text.slice(0, -1));
 }
 
 /**

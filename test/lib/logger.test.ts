@@ -32,6 +32,31 @@ log.warn('b');`);
     expect(lines.map((line) => line.msg)).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('waits for a slow reader of a non-blocking pipe: every line arrives, in order', async () => {
+    // A FileSink on stdout makes the pipe non-blocking, as some parents do: a full pipe then answers
+    // EAGAIN, which fs.writeSync threw (and the lines went to an unbounded stream queue).
+    const script = `import { createLogger } from ${JSON.stringify(LOGGER)};
+Bun.stdout.writer();
+const log = createLogger('info');
+const pad = 'x'.repeat(200);
+for (let turn = 0; turn < 20; turn++) { for (let i = 0; i < 1000; i++) log.info('l', { n: turn * 1000 + i, pad }); await new Promise((r) => setImmediate(r)); }`;
+    const child = Bun.spawn([process.execPath, '-e', script], { stdout: 'pipe', stderr: 'pipe' });
+    await Bun.sleep(500);
+    const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    expect({ code, err }).toEqual({ code: 0, err: '' });
+    const numbers = out.trimEnd().split('\n').map((line) => (JSON.parse(line) as { n: number }).n);
+    expect(numbers).toEqual(Array.from({ length: 20_000 }, (_, i) => i));
+  });
+
+  it('goes on, silently, once its reader is gone (EPIPE)', () => {
+    const script = `import { createLogger } from ${JSON.stringify(LOGGER)};
+const log = createLogger('info');
+for (let turn = 0; turn < 10; turn++) { log.info('l', { turn }); await Bun.sleep(20); }
+process.stderr.write('still here');`;
+    const result = Bun.spawnSync(['bash', '-c', `"$0" -e "$1" | head -1 >/dev/null; exit "\${PIPESTATUS[0]}"`, process.execPath, script], { stderr: 'pipe' });
+    expect({ code: result.exitCode, err: result.stderr.toString() }).toEqual({ code: 0, err: 'still here' });
+  });
+
   it('drops lines below the level, and says so through enabled()', () => {
     const log = createLogger('warn', () => {});
     expect([log.enabled('debug'), log.enabled('info'), log.enabled('warn'), log.enabled('error')]).toEqual([false, false, true, true]);
