@@ -67,6 +67,8 @@ describe('expose-server --help and --version', () => {
   it('lists every setting with its flag, variable and default', async () => {
     const result = await cli(['--help']);
     expect(result.exitCode).toBe(0);
+    // What the program is, first: it long said "account API" only, from before the tunnels.
+    expect(result.stdout.split('\n')[0]).toContain('self-hosted tunnel server');
     for (const setting of SETTINGS) {
       const line = result.stdout.split('\n').find((text) => text.trimStart().startsWith(`${setting.flag} `));
       expect(line).toBeDefined();

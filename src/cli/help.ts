@@ -14,7 +14,8 @@ export function versionText(): string {
 
 /** Usage, commands, and every setting with its flag, variable and default. */
 export function helpText(): string {
-  return `${PROGRAM} ${version}: self-hosted account API (accounts, sessions, API keys)
+  return `${PROGRAM} ${version}: self-hosted tunnel server (public HTTP and WebSocket traffic to {subdomain}.{domain}
+reaches a service behind the expose client), with its account API (accounts, sessions, API keys)
 
 Usage:
   ${PROGRAM} [serve] [settings]               run the server (the default command)
