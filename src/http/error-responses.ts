@@ -5,8 +5,8 @@
  * an error answer against them (errors leave through the error handler or the guard, not the handler's
  * return value), so they describe the answers without changing any.
  */
-import { Type } from '@sinclair/typebox';
 import { t, type TSchema } from 'elysia';
+import { answerObject, Integer } from './answer-schema.ts';
 import { payloadTooLarge } from './body.ts';
 import { type ErrorCode, MESSAGES } from './errors.ts';
 import { PASSWORD_MIN_LENGTH_FLOOR } from '../lib/password.ts';
@@ -45,8 +45,7 @@ export const ERROR_CODES: Record<ErrorCode, CodeDoc> = {
  */
 export const ERROR_HEADERS: Partial<Record<number, Record<string, TSchema>>> = {
   401: { 'WWW-Authenticate': t.Literal('Bearer') },
-  // TypeBox's integer, not Elysia's `t.Integer` (see src/modules/tunnels/model.ts).
-  429: { 'Retry-After': Type.Integer({ minimum: 1, description: 'Whole seconds until a request can succeed' }) },
+  429: { 'Retry-After': Integer({ minimum: 1, description: 'Whole seconds until a request can succeed' }) },
 };
 
 const Message = t.String({ description: 'Human-readable text' });
@@ -63,12 +62,10 @@ function statusSchema(status: number, statusCodes: ErrorCode[], examples: Partia
   let schema = statusSchemas.get(key);
   if (schema === undefined) {
     const error = statusCodes.length === 1 ? t.Literal(statusCodes[0]!) : t.Union(statusCodes.map((code) => t.Literal(code)));
-    schema = t.Object(
+    schema = answerObject(
       { error, message: Message },
       {
         title: 'Error',
-        // Exact, as every answer schema (see src/modules/users/model.ts).
-        additionalProperties: false,
         description: statusCodes.map((code) => `\`${code}\`: ${ERROR_CODES[code].when}.`).join(' '),
         examples: statusCodes.map((code) => ({ error: code, message: examples[code] ?? ERROR_CODES[code].example })),
       },

@@ -1,9 +1,10 @@
 /** Schemas of the api-keys routes. */
 import { t } from 'elysia';
+import { answerObject } from '../../http/answer-schema.ts';
 import { jsonRequestBody } from '../../http/openapi-document.ts';
 import { API_KEY_NAME_MAX_LENGTH } from './service.ts';
 
-export const ApiKey = t.Object(
+export const ApiKey = answerObject(
   {
     id: t.String({ format: 'uuid' }),
     name: t.String(),
@@ -11,8 +12,7 @@ export const ApiKey = t.Object(
     created_at: t.String({ format: 'date-time' }),
     last_used_at: t.Union([t.String({ format: 'date-time' }), t.Null()]),
   },
-  // Exact, as every answer schema (see src/modules/users/model.ts).
-  { title: 'ApiKey', additionalProperties: false },
+  { title: 'ApiKey' },
 );
 
 /** GET /api-keys: the bare array the contract asks for. */
@@ -29,9 +29,9 @@ export const CreateApiKeyBody = t.Object(
  */
 export const CreateApiKeyRequestBody = jsonRequestBody(CreateApiKeyBody, { name: { minLength: 1, maxLength: API_KEY_NAME_MAX_LENGTH } });
 
-export const CreatedApiKey = t.Object(
+export const CreatedApiKey = answerObject(
   { api_key: ApiKey, key: t.String({ description: 'The full key: shown in this answer only, never again' }) },
-  { title: 'CreatedApiKey', description: "The new key's record, and the full key: shown in this answer only", additionalProperties: false },
+  { title: 'CreatedApiKey', description: "The new key's record, and the full key: shown in this answer only" },
 );
 
 export const ApiKeyParams = t.Object({ id: t.String() });

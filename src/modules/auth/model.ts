@@ -1,5 +1,6 @@
 /** Schemas of the auth routes. Password rules live in the service (they answer weak_password, not validation_error). */
 import { t } from 'elysia';
+import { answerObject } from '../../http/answer-schema.ts';
 import { jsonRequestBody } from '../../http/openapi-document.ts';
 import { EMAIL_MAX_LENGTH } from '../../lib/email.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH_FLOOR } from '../../lib/password.ts';
@@ -22,8 +23,7 @@ export const CredentialsRequestBody = jsonRequestBody(Credentials, {
   password: { minLength: PASSWORD_MIN_LENGTH_FLOOR, maxLength: PASSWORD_MAX_LENGTH },
 });
 
-export const AuthAnswer = t.Object(
+export const AuthAnswer = answerObject(
   { user: User, token: t.String({ description: 'HS256 JWT valid for 7 days' }) },
-  // Exact, as every answer schema (see src/modules/users/model.ts).
-  { title: 'AuthAnswer', description: 'The account and a new session token', additionalProperties: false },
+  { title: 'AuthAnswer', description: 'The account and a new session token' },
 );

@@ -1,12 +1,12 @@
 /** Route: GET /health: 200 once the database answers, 503 otherwise. Exempt from rate limits. */
 import type { Database } from 'bun:sqlite';
 import { Elysia, t, type TSchema } from 'elysia';
+import { answerObject } from '../../http/answer-schema.ts';
 import type { DirectReads } from '../../http/direct-reads.ts';
 import { errorResponses } from '../../http/error-responses.ts';
 import { AppError } from '../../http/errors.ts';
 
-// Exact, as every answer schema (see src/modules/users/model.ts).
-const Healthy = t.Object({ status: t.Literal('ok') }, { examples: [{ status: 'ok' }], additionalProperties: false });
+const Healthy = answerObject({ status: t.Literal('ok') }, { examples: [{ status: 'ok' }] });
 // 413: the body limit applies to every request, this one included.
 const Refusals = errorResponses(['payload_too_large', 'unavailable']);
 

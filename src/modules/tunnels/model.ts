@@ -1,15 +1,8 @@
 /** Schemas of the tunnels routes. */
-import { Type } from '@sinclair/typebox';
 import { t } from 'elysia';
+import { answerObject, Integer } from '../../http/answer-schema.ts';
 
-/**
- * A JSON integer. Not Elysia's `t.Integer`: that one is for query strings and path parameters (it
- * also takes a numeric string, so the document said "a string or an integer"), and it compiles a
- * checker each time it is called, a millisecond of start-up for these few fields.
- */
-const Integer = Type.Integer;
-
-export const Tunnel = t.Object(
+export const Tunnel = answerObject(
   {
     id: t.String({ format: 'uuid' }),
     subdomain: t.String({ examples: ['brave-otter-3f9a'] }),
@@ -22,8 +15,7 @@ export const Tunnel = t.Object(
     request_count: Integer({ minimum: 0, description: 'Visitor requests routed to the tunnel, counted when they arrive' }),
     active_streams: Integer({ minimum: 0, description: 'Visitor requests in flight' }),
   },
-  // Exact, as every answer schema (see src/modules/users/model.ts).
-  { title: 'Tunnel', additionalProperties: false },
+  { title: 'Tunnel' },
 );
 
 export const TunnelParams = t.Object({ id: t.String({ description: 'Tunnel id' }) });
