@@ -57,8 +57,9 @@ const Message = t.String({ description: 'Human-readable text' });
  */
 const statusSchemas = new Map<string, TSchema>();
 
-function statusSchema(status: number, statusCodes: ErrorCode[], examples: Partial<Record<ErrorCode, string>>): TSchema {
-  const key = JSON.stringify([status, statusCodes.map((code) => [code, examples[code] ?? null])]);
+function statusSchema(statusCodes: ErrorCode[], examples: Partial<Record<ErrorCode, string>>): TSchema {
+  // The codes fix the status: they are the key, with their examples.
+  const key = JSON.stringify(statusCodes.map((code) => [code, examples[code] ?? null]));
   let schema = statusSchemas.get(key);
   if (schema === undefined) {
     const error = statusCodes.length === 1 ? t.Literal(statusCodes[0]!) : t.Union(statusCodes.map((code) => t.Literal(code)));
@@ -88,6 +89,6 @@ export function errorResponses(codes: ErrorCode[], examples: Partial<Record<Erro
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
   const responses: Record<number, TSchema> = {};
-  for (const [status, statusCodes] of byStatus) responses[status] = statusSchema(status, statusCodes, examples);
+  for (const [status, statusCodes] of byStatus) responses[status] = statusSchema(statusCodes, examples);
   return responses;
 }
