@@ -59,6 +59,8 @@ export async function startBenchServer(env: Record<string, string>, extraBunArgs
 export interface BaselineServer {
   child: Child;
   helloUrl: string;
+  /** The ceilings: the contract's per-request duties in a raw Bun.serve (`/raw-logged`, `/raw-429`). */
+  rawUrl: string;
   close(): Promise<void>;
 }
 
@@ -80,7 +82,7 @@ export async function startBaselineServer(): Promise<BaselineServer> {
   void drain(child.stdout as ReadableStream<Uint8Array>);
   try {
     const info = await readTaggedLine<BenchServerInfo>({ stdout: child.stderr as ReadableStream<Uint8Array> }, 'READY ');
-    return { child, helloUrl: `http://${HOST}:${info.helloPort}`, close: () => stop(child) };
+    return { child, helloUrl: `http://${HOST}:${info.helloPort}`, rawUrl: `http://${HOST}:${info.rawPort}`, close: () => stop(child) };
   } catch (error) {
     // No READY line within readTaggedLine's timeout: the child may still be running.
     await stop(child);

@@ -5,9 +5,10 @@
  * (stdout carries the product's log) with the ports, and serves until killed. Two roles:
  *
  * - `BENCH_ROLE=baselines` (P1, P2, P4): the bare Elysia baselines only (hello, hello-headers,
- *   hello-logged, hello-429), with none of the product loaded but its logger and the access log's
- *   path function (the floor hello-logged writes the product's access line on stdout). The product itself runs as `src/index.ts serve` in
- *   a process of its own (bench/lib/bench-server.ts, startProductServer), so neither shares a heap,
+ *   hello-logged, hello-429), and the ceilings: the contract's per-request duties in a raw Bun.serve
+ *   on a port of their own (`rawPort`). None of the product is loaded but its logger and the access
+ *   log's path function (hello-logged and the ceilings write the product's access line on stdout).
+ *   The product itself runs as `src/index.ts serve` in a process of its own (bench/lib/bench-server.ts, startProductServer), so neither shares a heap,
  *   a garbage collector or an event loop with the other.
  * - default (P3 and the soak): the product through `listen` of src/server.ts (the one listener
  *   `serve` starts: Bun.serve dispatching by Host to the app's fetch), with the production logger on
@@ -20,7 +21,7 @@
 // First, before anything imports Elysia: see the module's comment.
 import '../../src/production-mode.ts';
 import { Elysia } from 'elysia';
-import { MESSAGES } from '../../src/http/errors.ts';
+import { JSON_CONTENT_TYPE, MESSAGES } from '../../src/http/errors.ts';
 import { pathOf } from '../../src/http/request-log.ts';
 import { SECURITY_HEADERS } from '../../src/http/security-headers.ts';
 import { createLogger } from '../../src/lib/logger.ts';
@@ -30,6 +31,8 @@ export interface BenchServerInfo {
   pid: number;
   appPort: number;
   helloPort: number;
+  /** The ceilings' raw Bun.serve (baselines role only; 0 otherwise). */
+  rawPort: number;
   email: string;
   password: string;
   token: string;
@@ -103,10 +106,60 @@ const baselines = () =>
       return RATE_LIMITED_ENVELOPE;
     });
 
+/** What the ceilings answer: hello's body with Response.json's type, and the product's 429 with its headers. */
+const CEILING_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': 'application/json;charset=utf-8' });
+const CEILING_429_HEADERS = new Headers({
+  ...SECURITY_HEADERS,
+  'content-type': JSON_CONTENT_TYPE,
+  'ratelimit-policy': '"general";q=1;w=60',
+  ratelimit: '"general";r=0;t=42',
+  'retry-after': '42',
+});
+const HELLO_TEXT = JSON.stringify({ message: 'Hello, world' });
+
+/**
+ * The ceilings: the duties the contract asks of every request, and nothing else, in a raw `Bun.serve`
+ * handler (no framework, no credential, no bucket, no read): the Host read (one listener serves the API
+ * and the tunnels), the URL, the client address (server.requestIP), a request id, the security headers
+ * and the id on the answer, and the access-log line through the product's logger, once per turn.
+ * `/raw-logged` answers hello's body, `/raw-429` the product's 429. No answer doing what the contract
+ * asks can cost less on this stack: their ratios to hello bound P1, P2 (`ceiling`) and P4 (`ceiling 429`).
+ */
+function serveCeilings() {
+  return Bun.serve({
+    hostname: HOST,
+    port: 0,
+    development: false,
+    fetch(request, server) {
+      const startNs = Bun.nanoseconds();
+      request.headers.get('host');
+      const url = request.url;
+      const ip = server.requestIP(request)?.address;
+      const requestId = crypto.randomUUID();
+      const limited = url.endsWith('/raw-429');
+      const headers = limited ? CEILING_429_HEADERS : CEILING_HEADERS;
+      // One Headers object per shape, its id replaced per answer (new Response copies it), as the product's direct reads do.
+      headers.set('x-request-id', requestId);
+      const response = limited ? new Response(RATE_LIMITED_ENVELOPE, { status: 429, headers }) : new Response(HELLO_TEXT, { headers });
+      unwritten.push({
+        method: request.method,
+        path: pathOf(url),
+        status: response.status,
+        duration_ms: Math.round(((Bun.nanoseconds() - startNs) / NANOSECONDS_PER_MS) * 100) / 100,
+        request_id: requestId,
+        ip,
+      });
+      if (unwritten.length === 1) setImmediate(writeLines);
+      return response;
+    },
+  });
+}
+
 let info: BenchServerInfo;
 if (process.env.BENCH_ROLE === BASELINES_ROLE) {
   const hello = baselines().listen({ hostname: HOST, port: 0 });
-  info = { pid: process.pid, appPort: 0, helloPort: hello.server!.port!, email: '', password: '', token: '', apiKey: '' };
+  const ceilings = serveCeilings();
+  info = { pid: process.pid, appPort: 0, helloPort: hello.server!.port!, rawPort: ceilings.port!, email: '', password: '', token: '', apiKey: '' };
 } else {
   // Loaded here, not above, so the baselines role carries none of the product.
   const { Database } = await import('bun:sqlite');
@@ -141,7 +194,7 @@ if (process.env.BENCH_ROLE === BASELINES_ROLE) {
       return { ok };
     })
     .listen({ hostname: HOST, port: 0 });
-  info = { pid: process.pid, appPort: running.port, helloPort: hello.server!.port!, email: EMAIL, password: PASSWORD, token, apiKey };
+  info = { pid: process.pid, appPort: running.port, helloPort: hello.server!.port!, rawPort: 0, email: EMAIL, password: PASSWORD, token, apiKey };
 }
 process.stderr.write(`${READY_PREFIX}${JSON.stringify(info)}\n`);
 

@@ -1,8 +1,10 @@
 /**
  * P5: the compiled binary against a compiled hello-world built here with the same options as
  * scripts/build.ts: time from spawn to the first 200 from /health, and resident memory once idle.
- * Starts alternate between the two; the first start of each is a discarded warm-up (it also creates
- * the product's database, so the measured starts are restarts on an existing database).
+ * Beside them, the stack floor (bench/servers/stack-binary.ts): the libraries and the database any
+ * server of this stack loads before answering from the product's data, none of the product's own work.
+ * Starts rotate between the three; the first start of each is a discarded warm-up (the product's also
+ * creates the database, so the measured starts are restarts on an existing database).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,14 +23,16 @@ export interface StartupResult {
   idleSettleMs: number;
   product: { firstHealthyMs: number; idleRssMiB: number; binaryMiB: number };
   hello: { firstHealthyMs: number; idleRssMiB: number; binaryMiB: number };
-  ratios: { idleRss: number; firstHealthy: number };
+  stack: { firstHealthyMs: number; idleRssMiB: number; binaryMiB: number };
+  /** `stack`: the stack floor's first healthy answer ÷ hello's, the part of P5b no product code adds. */
+  ratios: { idleRss: number; firstHealthy: number; stackFirstHealthy: number };
 }
 
-/** Builds the hello-world binary into `dir` with the product's compile options; returns its path. */
-async function buildHelloBinary(dir: string): Promise<string> {
-  const outfile = join(dir, 'hello-binary');
+/** Builds bench/servers/`name`.ts into `dir` with the product's compile options; returns its path. */
+async function buildBinary(dir: string, name: string): Promise<string> {
+  const outfile = join(dir, name);
   const result = await Bun.build({
-    entrypoints: [join(import.meta.dir, '..', 'servers', 'hello-binary.ts')],
+    entrypoints: [join(import.meta.dir, '..', 'servers', `${name}.ts`)],
     compile: { outfile, autoloadDotenv: false, autoloadBunfig: false, autoloadTsconfig: false, autoloadPackageJson: false },
     minify: true,
     splitting: true,
@@ -36,7 +40,7 @@ async function buildHelloBinary(dir: string): Promise<string> {
     format: 'esm',
     define: { 'process.env.NODE_ENV': JSON.stringify('production') },
   });
-  if (!result.success) throw new Error(`hello binary build failed: ${result.logs.join('\n')}`);
+  if (!result.success) throw new Error(`${name} build failed: ${result.logs.join('\n')}`);
   return outfile;
 }
 
@@ -57,7 +61,8 @@ export async function measureStartup(starts: number, idleSettleMs: number): Prom
   if (!existsSync(PRODUCT_BINARY)) return undefined;
   const dir = mkdtempSync(join(tmpdir(), 'expose-bench-p5-'));
   try {
-    const helloBinary = await buildHelloBinary(dir);
+    const helloBinary = await buildBinary(dir, 'hello-binary');
+    const stackBinary = await buildBinary(dir, 'stack-binary');
     const dbPath = join(dir, 'p5.db');
     const product = async () => {
       const port = await freePort();
@@ -67,18 +72,20 @@ export async function measureStartup(starts: number, idleSettleMs: number): Prom
       const port = await freePort();
       return startOnce([helloBinary, '--port', String(port)], port, idleSettleMs);
     };
+    const stack = async () => {
+      const port = await freePort();
+      return startOnce([stackBinary, '--port', String(port), '--db', dbPath], port, idleSettleMs);
+    };
     await product();
     await hello();
+    await stack();
     const p: Array<Awaited<ReturnType<typeof product>>> = [];
     const h: typeof p = [];
+    const f: typeof p = [];
+    const order = [() => product().then((r) => p.push(r)), () => hello().then((r) => h.push(r)), () => stack().then((r) => f.push(r))];
     for (let i = 0; i < starts; i++) {
-      if (i % 2 === 0) {
-        p.push(await product());
-        h.push(await hello());
-      } else {
-        h.push(await hello());
-        p.push(await product());
-      }
+      // Rotated each round, so none of the three always follows the same one.
+      for (let j = 0; j < order.length; j++) await order[(i + j) % order.length]!();
     }
     const summary = (runs: typeof p, binary: string) => ({
       firstHealthyMs: round(median(runs.map((r) => r.firstHealthyMs)), 1),
@@ -90,9 +97,11 @@ export async function measureStartup(starts: number, idleSettleMs: number): Prom
       idleSettleMs,
       product: summary(p, PRODUCT_BINARY),
       hello: summary(h, helloBinary),
+      stack: summary(f, stackBinary),
       ratios: {
         idleRss: round(median(p.map((r, i) => r.idleRssBytes / h[i]!.idleRssBytes)), 3),
         firstHealthy: round(median(p.map((r, i) => r.firstHealthyMs / h[i]!.firstHealthyMs)), 3),
+        stackFirstHealthy: round(median(f.map((r, i) => r.firstHealthyMs / h[i]!.firstHealthyMs)), 3),
       },
     };
   } finally {
