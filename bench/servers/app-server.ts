@@ -8,8 +8,9 @@
  *   hello-logged, hello-429), and the ceilings: the contract's per-request duties in a raw Bun.serve
  *   on a port of their own (`rawPort`). None of the product is loaded but its logger and the access
  *   log's path function (hello-logged and the ceilings write the product's access line on stdout).
- *   The product itself runs as `src/index.ts serve` in a process of its own (bench/lib/bench-server.ts, startProductServer), so neither shares a heap,
- *   a garbage collector or an event loop with the other.
+ *   The product itself runs as `src/index.ts serve` in a process of its own
+ *   (bench/lib/bench-server.ts, startProductServer), so neither shares a heap, a garbage collector
+ *   or an event loop with the other.
  * - default (P3 and the soak): the product through `listen` of src/server.ts (the one listener
  *   `serve` starts: Bun.serve dispatching by Host to the app's fetch), with the production logger on
  *   stdout, and the baselines plus `POST /login-baseline` on a second port of the same process,
