@@ -61,6 +61,27 @@ const writeLines = () => {
   for (const fields of lines) accessLog.info('request', fields);
 };
 
+/** Queues the access-log line of an answer, as src/http/request-log.ts does: the product's fields, written at the end of the turn. */
+function logRequest(method: string, url: string, status: number, startNs: number, requestId: string, ip: string | undefined): void {
+  unwritten.push({
+    method,
+    path: pathOf(url),
+    status,
+    duration_ms: Math.round(((Bun.nanoseconds() - startNs) / NANOSECONDS_PER_MS) * 100) / 100,
+    request_id: requestId,
+    ip,
+  });
+  if (unwritten.length === 1) setImmediate(writeLines);
+}
+
+/** The headers the product's 429 carries besides the security headers and the request id. */
+const RATE_LIMITED_HEADERS = {
+  'ratelimit-policy': '"general";q=1;w=60',
+  ratelimit: '"general";r=0;t=42',
+  'retry-after': '42',
+  'content-type': JSON_CONTENT_TYPE,
+};
+
 /** hello, and the floors under the product's answers: what any answer of that shape costs on this stack. */
 const baselines = () =>
   new Elysia()
@@ -83,15 +104,7 @@ const baselines = () =>
       const requestId = crypto.randomUUID();
       Object.assign(set.headers, SECURITY_HEADERS);
       set.headers['x-request-id'] = requestId;
-      unwritten.push({
-        method: request.method,
-        path: pathOf(request.url),
-        status: 200,
-        duration_ms: Math.round(((Bun.nanoseconds() - startNs) / NANOSECONDS_PER_MS) * 100) / 100,
-        request_id: requestId,
-        ip,
-      });
-      if (unwritten.length === 1) setImmediate(writeLines);
+      logRequest(request.method, request.url, 200, startNs, requestId, ip);
       return { message: 'Hello, world' };
     })
     // The same floor for a 429: the headers the product's 429 carries (those above, RateLimit and
@@ -99,23 +112,14 @@ const baselines = () =>
     .get('/hello-429', ({ set }) => {
       Object.assign(set.headers, SECURITY_HEADERS);
       set.headers['x-request-id'] = crypto.randomUUID();
-      set.headers['ratelimit-policy'] = '"general";q=1;w=60';
-      set.headers['ratelimit'] = '"general";r=0;t=42';
-      set.headers['retry-after'] = '42';
-      set.headers['content-type'] = 'application/json; charset=utf-8';
+      Object.assign(set.headers, RATE_LIMITED_HEADERS);
       set.status = 429;
       return RATE_LIMITED_ENVELOPE;
     });
 
 /** What the ceilings answer: hello's body with Response.json's type, and the product's 429 with its headers. */
 const CEILING_HEADERS = new Headers({ ...SECURITY_HEADERS, 'content-type': 'application/json;charset=utf-8' });
-const CEILING_429_HEADERS = new Headers({
-  ...SECURITY_HEADERS,
-  'content-type': JSON_CONTENT_TYPE,
-  'ratelimit-policy': '"general";q=1;w=60',
-  ratelimit: '"general";r=0;t=42',
-  'retry-after': '42',
-});
+const CEILING_429_HEADERS = new Headers({ ...SECURITY_HEADERS, ...RATE_LIMITED_HEADERS });
 const HELLO_TEXT = JSON.stringify({ message: 'Hello, world' });
 
 /**
@@ -142,15 +146,7 @@ function serveCeilings() {
       // One Headers object per shape, its id replaced per answer (new Response copies it), as the product's direct reads do.
       headers.set('x-request-id', requestId);
       const response = limited ? new Response(RATE_LIMITED_ENVELOPE, { status: 429, headers }) : new Response(HELLO_TEXT, { headers });
-      unwritten.push({
-        method: request.method,
-        path: pathOf(url),
-        status: response.status,
-        duration_ms: Math.round(((Bun.nanoseconds() - startNs) / NANOSECONDS_PER_MS) * 100) / 100,
-        request_id: requestId,
-        ip,
-      });
-      if (unwritten.length === 1) setImmediate(writeLines);
+      logRequest(request.method, url, response.status, startNs, requestId, ip);
       return response;
     },
   });
